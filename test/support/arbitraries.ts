@@ -56,21 +56,24 @@ export const VALUE_TYPES: readonly ValueType[] = ['string', 'corelnk', 'integer'
 export const anyValue: fc.Arbitrary<Value> = fc.constantFrom(...VALUE_TYPES).chain(valueOf);
 
 /** A resource (single or multiple) whose values are all of `type`. */
-export function resourceOf(type: ValueType, rid: fc.Arbitrary<number> = id()): fc.Arbitrary<Resource> {
+export function resourceOf(type: ValueType, rid: fc.Arbitrary<number> = id(), nonEmptyMulti = false): fc.Arbitrary<Resource> {
   return fc.oneof(
     fc.tuple(rid, valueOf(type)).map(([r, v]) => N.resource(r, v)),
     fc
-      .tuple(rid, fc.uniqueArray(fc.tuple(id(), valueOf(type)), { selector: ([ri]) => ri, maxLength: 4 }))
+      .tuple(rid, fc.uniqueArray(fc.tuple(id(), valueOf(type)), { selector: ([ri]) => ri, minLength: nonEmptyMulti ? 1 : 0, maxLength: 4 }))
       .map(([r, insts]) => N.multi(r, insts)),
   );
 }
 
-/** An object instance with resources of any types, unique resource IDs. */
+/**
+ * An object instance with resources of any types, unique resource IDs. `nonEmptyMulti` keeps
+ * every multiple resource non-empty: formats made of flat records (SenML, LwM2M JSON) cannot
+ * express an empty one.
+ */
 export function instanceArb(opts: { type?: ValueType; nonEmptyMulti?: boolean } = {}): fc.Arbitrary<ObjectInstance> {
-  const res = opts.type ? resourceOf(opts.type) : fc.constantFrom(...VALUE_TYPES).chain((t) => resourceOf(t));
-  return fc
-    .tuple(id(), fc.uniqueArray(res, { selector: (r) => r.id, minLength: 1, maxLength: 6 }))
-    .map(([i, rs]) => N.instance(i, opts.nonEmptyMulti ? rs.filter((r) => r.kind !== 'multiResource' || r.instances.size > 0) : rs));
+  const ne = opts.nonEmptyMulti === true;
+  const res = opts.type ? resourceOf(opts.type, id(), ne) : fc.constantFrom(...VALUE_TYPES).chain((t) => resourceOf(t, id(), ne));
+  return fc.tuple(id(), fc.uniqueArray(res, { selector: (r) => r.id, minLength: 1, maxLength: 6 })).map(([i, rs]) => N.instance(i, rs));
 }
 
 /** A node together with the path it sits at, at every level from object to resource instance. */
@@ -82,7 +85,7 @@ export function nodeAtPath(opts: { type?: ValueType; nonEmptyMulti?: boolean } =
       node: N.object(o, insts) as LwM2MNode,
     })),
     fc.tuple(id(), instanceArb(opts)).map(([o, inst]) => ({ path: [o, inst.id] as Path, node: inst as LwM2MNode })),
-    fc.tuple(id(), id(), vt.chain((t) => resourceOf(t))).filter(([, , r]) => !opts.nonEmptyMulti || r.kind !== 'multiResource' || r.instances.size > 0).map(([o, i, r]) => ({ path: [o, i, r.id] as Path, node: r as LwM2MNode })),
+    fc.tuple(id(), id(), vt.chain((t) => resourceOf(t, id(), opts.nonEmptyMulti === true))).map(([o, i, r]) => ({ path: [o, i, r.id] as Path, node: r as LwM2MNode })),
     fc.tuple(id(), id(), id(), id(), vt.chain(valueOf)).map(([o, i, r, ri, v]) => ({
       path: [o, i, r, ri] as Path,
       node: N.resourceInstance(ri, v) as LwM2MNode,

@@ -1,0 +1,136 @@
+/**
+ * Configuration: `config/default.json`, then a user file (deep-merged), then environment
+ * (`LWBS_DATA_DIR`), then command-line flags (`--data`). Validated with errors that name the
+ * field, so a typo in a config file is caught at start, not at the first device.
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { packageRoot } from '../util/package-root.js';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Config {
+  readonly dataDir: string;
+  readonly objectDirs: readonly string[];
+  readonly bootstrap: { readonly coap: ListenAddress | null; readonly coaps: ListenAddress | null };
+  readonly registration: {
+    readonly coap: ListenAddress | null;
+    readonly coaps: ListenAddress | null;
+    readonly publicUri: { readonly coap: string; readonly coaps: string };
+  };
+  readonly log: { readonly level: LogLevel };
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+function isObject(v: unknown): v is Record<string, Json> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge: objects merge key by key, everything else (arrays included) is replaced. */
+export function mergeJson(base: Json, over: Json): Json {
+  if (!isObject(base) || !isObject(over)) return over;
+  const out: Record<string, Json> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? mergeJson(base[k] as Json, v) : v;
+  return out;
+}
+
+function readJson(file: string, what: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read ${what} ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as Json;
+  } catch (e) {
+    throw new ConfigError(`${what} ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** `host:port`, `[::1]:port`, or null/"" to disable a listener. */
+export function parseListen(field: string, v: Json | undefined): ListenAddress | null {
+  if (v === null || v === '' || v === false) return null;
+  if (typeof v !== 'string') throw new ConfigError(`${field} must be "host:port" or null, got ${JSON.stringify(v)}`);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):([0-9]{1,5})$/.exec(v.trim());
+  if (!m) throw new ConfigError(`${field} must be "host:port" (IPv6 as "[::1]:port"), got ${JSON.stringify(v)}`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`${field}: port ${port} is not in 0..65535`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+function str(field: string, v: Json | undefined, check?: (s: string) => boolean, expect?: string): string {
+  if (typeof v !== 'string' || v === '' || (check && !check(v))) {
+    throw new ConfigError(`${field} must be ${expect ?? 'a non-empty string'}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function obj(field: string, v: Json | undefined): Record<string, Json> {
+  if (!isObject(v)) throw new ConfigError(`${field} must be an object, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+const KNOWN_TOP = new Set(['dataDir', 'objectDirs', 'bootstrap', 'registration', 'log']);
+
+/** Validates merged JSON into a Config; relative paths resolve against `baseDir`. */
+export function validateConfig(raw: Json, baseDir: string): Config {
+  const root = obj('config', raw);
+  for (const k of Object.keys(root)) if (!KNOWN_TOP.has(k)) throw new ConfigError(`unknown config field "${k}"`);
+  const dataDir = str('dataDir', root.dataDir);
+  const objectDirsRaw = root.objectDirs ?? [];
+  if (!Array.isArray(objectDirsRaw) || objectDirsRaw.some((d) => typeof d !== 'string')) {
+    throw new ConfigError(`objectDirs must be an array of folder paths, got ${JSON.stringify(objectDirsRaw)}`);
+  }
+  const bs = obj('bootstrap', root.bootstrap);
+  const rs = obj('registration', root.registration);
+  const pub = obj('registration.publicUri', rs.publicUri);
+  const log = obj('log', root.log ?? { level: 'info' });
+  const level = str('log.level', log.level, (s) => ['debug', 'info', 'warn', 'error'].includes(s), 'one of debug, info, warn, error');
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  return {
+    dataDir: abs(dataDir),
+    objectDirs: (objectDirsRaw as string[]).map(abs),
+    bootstrap: { coap: parseListen('bootstrap.coap', bs.coap), coaps: parseListen('bootstrap.coaps', bs.coaps) },
+    registration: {
+      coap: parseListen('registration.coap', rs.coap),
+      coaps: parseListen('registration.coaps', rs.coaps),
+      publicUri: {
+        coap: str('registration.publicUri.coap', pub.coap, (s) => /^coap:\/\/[^/\s]+/.test(s), 'a coap:// URI'),
+        coaps: str('registration.publicUri.coaps', pub.coaps, (s) => /^coaps:\/\/[^/\s]+/.test(s), 'a coaps:// URI'),
+      },
+    },
+    log: { level: level as LogLevel },
+  };
+}
+
+export interface LoadOptions {
+  /** A user config file merged over the defaults. */
+  file?: string;
+  /** `--data DIR`: overrides dataDir. */
+  dataDir?: string;
+  /** Environment to read `LWBS_DATA_DIR` from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Folder relative paths resolve against (default: the current directory). */
+  cwd?: string;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const cwd = opts.cwd ?? process.cwd();
+  let raw = readJson(join(packageRoot(), 'config', 'default.json'), 'default config');
+  if (opts.file) raw = mergeJson(raw, readJson(resolve(cwd, opts.file), 'config file'));
+  const envData = (opts.env ?? process.env).LWBS_DATA_DIR;
+  if (envData) raw = mergeJson(raw, { dataDir: envData });
+  if (opts.dataDir) raw = mergeJson(raw, { dataDir: opts.dataDir });
+  return validateConfig(raw, cwd);
+}
