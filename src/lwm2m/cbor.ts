@@ -106,6 +106,11 @@ export class CborWriter {
 
   integer(v: number | bigint): void {
     if (typeof v === 'number') {
+      // unsafe or fractional numbers would reach Buffer writers and throw a RangeError
+      if (!Number.isSafeInteger(v)) {
+        if (!Number.isInteger(v)) throw new CodecError('cbor', 'invalid', `integer ${v} is not an integer`);
+        return this.integer(BigInt(v));
+      }
       if (v >= 0) this.head(0, v);
       else this.head(1, -1 - v);
       return;
@@ -276,7 +281,8 @@ export interface CborDecodeOptions {
   maxDepth?: number;
 }
 
-const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is content in a CBOR text string, not a byte-order mark to drop
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 const BREAK = Symbol('break');
 
