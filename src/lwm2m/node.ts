@@ -132,6 +132,11 @@ export function nodeToRecords(path: Path, node: LwM2MNode): LeafRecord[] {
   return out;
 }
 
+/** Throws for a record; the path text is built only here, off the decode hot path. */
+function failAt(format: string, p: Path, reason: 'bad_path' | 'duplicate', detail: string): never {
+  throw new CodecError(format, reason, detail, undefined, formatPath(p));
+}
+
 /** Optional model lookup for `recordsToNode`: tells whether a resource is multiple-instance. */
 export type ResourceModelLookup = (objectId: number, resourceId: number) => ResourceModel | undefined;
 
@@ -151,9 +156,8 @@ export function recordsToNode(
   const tree = new Map<number, Map<number, Map<number, Value | Map<number, Value>>>>();
   for (const rec of records) {
     const p = rec.path;
-    const where = formatPath(p);
-    if (p.length < 3 || p.length > 4) throw new CodecError(format, 'bad_path', 'a value must sit at a resource or resource instance', undefined, where);
-    if (!isPrefixOf(path, p)) throw new CodecError(format, 'bad_path', `value lies outside the request path ${formatPath(path)}`, undefined, where);
+    if (p.length < 3 || p.length > 4) failAt(format, p, 'bad_path', 'a value must sit at a resource or resource instance');
+    if (!isPrefixOf(path, p)) failAt(format, p, 'bad_path', `value lies outside the request path ${formatPath(path)}`);
     const [o, i, r, ri] = p as [number, number, number, number | undefined];
     let insts = tree.get(o);
     if (!insts) tree.set(o, (insts = new Map()));
@@ -161,17 +165,13 @@ export function recordsToNode(
     if (!res) insts.set(i, (res = new Map()));
     const existing = res.get(r);
     if (ri === undefined) {
-      if (existing !== undefined) {
-        throw new CodecError(format, 'duplicate', existing instanceof Map ? 'resource given both as single and multiple' : 'resource given twice', undefined, where);
-      }
+      if (existing !== undefined) failAt(format, p, 'duplicate', existing instanceof Map ? 'resource given both as single and multiple' : 'resource given twice');
       res.set(r, rec.value);
     } else {
-      if (existing !== undefined && !(existing instanceof Map)) {
-        throw new CodecError(format, 'duplicate', 'resource given both as single and multiple', undefined, where);
-      }
+      if (existing !== undefined && !(existing instanceof Map)) failAt(format, p, 'duplicate', 'resource given both as single and multiple');
       let m = existing;
       if (!m) res.set(r, (m = new Map()));
-      if (m.has(ri)) throw new CodecError(format, 'duplicate', 'resource instance given twice', undefined, where);
+      if (m.has(ri)) failAt(format, p, 'duplicate', 'resource instance given twice');
       m.set(ri, rec.value);
     }
   }
