@@ -10,13 +10,12 @@
  * The directory helpers read our shipped `objects/` folder and optional user folders; a user
  * definition with the same object ID and version replaces ours.
  */
-import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { normaliseVersion, ObjectRegistry, type ObjectModel, type Operations, type ResourceModel } from './model.js';
 import type { ResourceType } from './value.js';
+import { packageRoot } from '../util/package-root.js';
 
 /** A DDF file (or folder) that cannot be used; the message names the file and the element. */
 export class DdfError extends Error {
@@ -124,22 +123,9 @@ export async function loadDdfDirectory(dir: string): Promise<ObjectModel[]> {
   return texts.flatMap((xml, i) => parseDdf(xml, files[i]));
 }
 
-let objectsDirCache: string | undefined;
-
-/**
- * Absolute path of the `objects/` folder shipped with lwbs. Found by walking up from this module
- * to the folder whose package.json is named "lwbs", so it works both from `src/lwm2m/` and from
- * the compiled `dist/src/lwm2m/` (or any other output folder inside the repository).
- */
+/** Absolute path of the `objects/` folder shipped with lwbs (from source or compiled). */
 export function defaultObjectsDir(): string {
-  if (objectsDirCache !== undefined) return objectsDirCache;
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; ) {
-    if (isLwbsPackage(join(dir, 'package.json'))) return (objectsDirCache = join(dir, 'objects'));
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find the lwbs package root above ${start}`);
-    dir = parent;
-  }
+  return join(packageRoot(), 'objects');
 }
 
 /**
@@ -333,15 +319,6 @@ function lookupType(text: string): ResourceType | undefined {
 function defaultUrn(id: number, version: string): string {
   const ns = id <= 1023 ? 'oma' : id >= 2048 && id <= 10240 ? 'ext' : 'x';
   return `urn:oma:lwm2m:${ns}:${id}${version === '1.0' ? '' : `:${version}`}`;
-}
-
-function isLwbsPackage(file: string): boolean {
-  try {
-    const pkg: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    return isNode(pkg) && pkg['name'] === 'lwbs';
-  } catch {
-    return false;
-  }
 }
 
 function isNode(v: unknown): v is XmlNode {
