@@ -94,8 +94,8 @@ export function buildProgram(): Command {
     .command('formats')
     .description('list the content formats lwbs encodes and decodes')
     .action(() => {
-      console.log(`${String(linkFormatCodec.contentFormat).padStart(5)}  ${linkFormatCodec.name.padEnd(18)} ${linkFormatCodec.mediaType}`);
-      for (const c of nodeCodecs()) console.log(`${String(c.contentFormat).padStart(5)}  ${c.name.padEnd(18)} ${c.mediaType}`);
+      const all = [...nodeCodecs(), linkFormatCodec].sort((a, b) => a.contentFormat - b.contentFormat);
+      for (const c of all) console.log(`${String(c.contentFormat).padStart(5)}  ${c.name.padEnd(18)} ${c.mediaType}`);
     });
 
   program
