@@ -88,12 +88,74 @@ export const V = {
   corelnk: (value: string): Value => ({ type: 'corelnk', value }),
 };
 
-/** `21:1` → {21, 1}. Accepts the hex null form `FFFF:FFFF` that one spec example uses. */
+/**
+ * Reads an object link `objectId:instanceId` without throwing: the link, or why the text is not
+ * one — `'invalid'` for the syntax, `'out_of_range'` for a well-formed ID beyond 65535, so each
+ * codec can report it in its own words. Lenient where clients are: whitespace around either ID
+ * (`" 21 : 1 "`), and the hex null form `FFFF:FFFF` one spec example uses. Hand-written (no regex,
+ * no allocation) because the JSON and CBOR codecs call it once per link.
+ */
+export function scanObjlnk(text: string): ObjLnk | 'invalid' | 'out_of_range' {
+  const colon = text.indexOf(':');
+  if (colon >= 0) {
+    const o = scanId(text, 0, colon);
+    const i = scanId(text, colon + 1, text.length);
+    if (o >= 0 && i >= 0) {
+      if (o > 65535 || i > 65535) return 'out_of_range';
+      return o === 65535 && i === 65535 ? NULL_OBJLNK : { objectId: o, instanceId: i };
+    }
+  }
+  return isHexNullLink(text) ? NULL_OBJLNK : 'invalid';
+}
+
+/** Like scanObjlnk, but undefined for anything that is not a valid link. */
+export function tryParseObjlnk(text: string): ObjLnk | undefined {
+  const l = scanObjlnk(text);
+  return typeof l === 'string' ? undefined : l;
+}
+
+/** `21:1` → {21, 1}; throws CodecError `invalid` or `out_of_range` (see scanObjlnk). */
 export function parseObjlnk(text: string): ObjLnk {
-  const m = /^\s*([0-9]{1,5}):([0-9]{1,5})\s*$/.exec(text);
-  if (m) return checkObjlnk({ objectId: Number(m[1]), instanceId: Number(m[2]) });
-  if (/^\s*ffff:ffff\s*$/i.test(text)) return NULL_OBJLNK;
-  throw new CodecError('value', 'invalid', `object link ${JSON.stringify(text)} is not "objectId:instanceId"`);
+  const l = scanObjlnk(text);
+  if (typeof l !== 'string') return l;
+  const detail = l === 'invalid' ? 'is not "objectId:instanceId"' : 'has an ID beyond 65535';
+  throw new CodecError('value', l, `object link ${JSON.stringify(text.length > 40 ? text.slice(0, 40) + '…' : text)} ${detail}`);
+}
+
+/** The decimal ID in s[start, end) without surrounding whitespace: 1..5 digits, else -1. */
+function scanId(s: string, start: number, end: number): number {
+  while (start < end && isJsSpace(s.charCodeAt(start))) start++;
+  while (end > start && isJsSpace(s.charCodeAt(end - 1))) end--;
+  if (start === end || end - start > 5) return -1;
+  let v = 0;
+  for (let k = start; k < end; k++) {
+    const c = s.charCodeAt(k);
+    if (c < 0x30 || c > 0x39) return -1;
+    v = v * 10 + (c - 0x30);
+  }
+  return v;
+}
+
+/** `ffff:ffff` in any case, with whitespace around it. */
+function isHexNullLink(s: string): boolean {
+  let start = 0;
+  let end = s.length;
+  while (start < end && isJsSpace(s.charCodeAt(start))) start++;
+  while (end > start && isJsSpace(s.charCodeAt(end - 1))) end--;
+  if (end - start !== 9) return false;
+  for (let k = 0; k < 9; k++) {
+    const c = s.charCodeAt(start + k);
+    if (k === 4 ? c !== 0x3a : (c | 0x20) !== 0x66) return false;
+  }
+  return true;
+}
+
+/** The characters String.prototype.trim removes (and `\s` matches). */
+function isJsSpace(c: number): boolean {
+  return (
+    c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
+  );
 }
 
 export function formatObjlnk(l: ObjLnk): string {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { CodecError } from '../../src/lwm2m/errors.js';
-import { formatObjlnk, NULL_OBJLNK, parseObjlnk, V, valueEquals, valueToString } from '../../src/lwm2m/value.js';
+import { formatObjlnk, NULL_OBJLNK, parseObjlnk, scanObjlnk, tryParseObjlnk, V, valueEquals, valueToString } from '../../src/lwm2m/value.js';
 
 function reason(fn: () => unknown): string {
   try {
@@ -37,6 +37,25 @@ describe('lwm2m/value', () => {
     for (const bad of ['21', '21:', ':1', '21:1:2', 'a:b', '70000:1']) {
       expect(() => parseObjlnk(bad), bad).to.throw(CodecError);
     }
+  });
+
+  it('scanObjlnk says why a text is not a link; tryParseObjlnk never throws', () => {
+    expect(scanObjlnk('21:1')).to.deep.equal({ objectId: 21, instanceId: 1 });
+    expect(scanObjlnk(' 21 : 1\n')).to.deep.equal({ objectId: 21, instanceId: 1 }); // clients pad
+    expect(scanObjlnk('0:0')).to.deep.equal({ objectId: 0, instanceId: 0 });
+    expect(scanObjlnk('65535:65535')).to.equal(NULL_OBJLNK);
+    for (const nul of ['FFFF:FFFF', 'ffff:ffff', ' fFfF:FfFf ']) expect(scanObjlnk(nul), nul).to.equal(NULL_OBJLNK);
+    for (const bad of ['', ':', '21', '21:', ':1', '21:1:2', 'a:b', '-1:0', '+1:0', '1.0:0', '123456:0', 'FFFF:0', 'ffff :ffff', '2 1:1']) {
+      expect(scanObjlnk(bad), bad).to.equal('invalid');
+      expect(tryParseObjlnk(bad), bad).to.equal(undefined);
+    }
+    for (const big of ['65536:0', '0:65536', '99999:1']) {
+      expect(scanObjlnk(big), big).to.equal('out_of_range');
+      expect(tryParseObjlnk(big), big).to.equal(undefined);
+      expect(() => parseObjlnk(big)).to.throw(CodecError).with.property('reason', 'out_of_range');
+    }
+    expect(() => parseObjlnk('21-1')).to.throw(CodecError).with.property('reason', 'invalid');
+    expect(tryParseObjlnk('3:0')).to.deep.equal({ objectId: 3, instanceId: 0 });
   });
 
   it('compares values by type and content', () => {

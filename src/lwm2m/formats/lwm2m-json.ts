@@ -31,25 +31,21 @@
  * - a time (`bt` + `t`) goes to `LeafRecord.time`; when a payload carries the same resource at
  *   several times (a historical notification) the node keeps the most recent value, as Leshan does.
  *
- * The JSON reader is a small hand-written one: `JSON.parse` rounds integers beyond 2^53, and
- * reading the fixed shape directly gives errors that say which entry and which member is wrong.
+ * The document is pulled with the shared exact JSON reader (../json.ts): `JSON.parse` rounds
+ * integers beyond 2^53, and reading the fixed shape directly gives errors that say which entry
+ * and which member is wrong.
  */
 import { fromBase64Any, toBase64 } from '../base64.js';
 import type { NodeCodec } from '../codec.js';
-import { CodecError, type CodecErrorReason } from '../errors.js';
+import { CodecError } from '../errors.js';
+import { isDigit, isNumberStart, jsonFloat, jsonString, JsonReader } from '../json.js';
 import type { ModelLookup } from '../model.js';
 import { checkNodeAtPath, type LeafRecord, type LwM2MNode, nodeToRecords, recordsToNode, type ResourceModelLookup } from '../node.js';
 import { formatPath, MAX_ID, type Path } from '../path.js';
-import { formatObjlnk, INT64_MAX, INT64_MIN, normInt, parseObjlnk, UINT64_MAX, V, type Value, type ValueType } from '../value.js';
+import { formatObjlnk, INT64_MAX, INT64_MIN, normInt, scanObjlnk, UINT64_MAX, V, type Value, type ValueType } from '../value.js';
 import { intValue, modelType, numberValue, typeMismatch } from './common.js';
 
 const MEDIA_TYPE = 'application/vnd.oma.lwm2m+json';
-
-/** Nesting allowed inside members we skip; the members we read are at most three levels deep. */
-const MAX_SKIP_DEPTH = 32;
-
-/** Integer literals with more digits than this cannot fit 64 bits; they are read as doubles. */
-const MAX_INT_DIGITS = 40;
 
 /** LwM2M JSON codec; besides the node API it reads and writes flat records (linked instances). */
 export interface Lwm2mJsonCodec extends NodeCodec {
@@ -105,13 +101,13 @@ function valueMember(format: string, v: Value, path: Path): string {
   switch (v.type) {
     case 'string':
     case 'corelnk':
-      return '"sv":' + JSON.stringify(v.value);
+      return '"sv":' + jsonString(v.value);
     case 'integer':
     case 'unsigned':
     case 'time':
       return '"v":' + v.value.toString();
     case 'float':
-      return '"v":' + jsonFloat(format, v.value, path);
+      return '"v":' + floatText(format, v.value, path);
     case 'boolean':
       return v.value ? '"bv":true' : '"bv":false';
     case 'opaque':
@@ -122,18 +118,11 @@ function valueMember(format: string, v: Value, path: Path): string {
 }
 
 /** A float as a JSON number that still reads as a float: `1` → `1.0`, `-0` → `-0.0`. */
-function jsonFloat(format: string, x: number, path: Path): string {
+function floatText(format: string, x: number, path: Path): string {
   if (!Number.isFinite(x)) {
     throw new CodecError(format, 'unsupported', `float ${x} has no JSON representation`, undefined, formatPath(path));
   }
-  if (Object.is(x, -0)) return '-0.0';
-  const s = String(x);
-  // String() gives bare digits only for integral values below 1e21; a `.0` keeps them floats.
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x2e || c === 0x65) return s;
-  }
-  return s + '.0';
+  return jsonFloat(x);
 }
 
 function jsonNumber(format: string, x: number, path: Path): string {
@@ -166,275 +155,25 @@ interface RawDocument {
   readonly entries: readonly RawEntry[];
 }
 
+/** Nesting allowed in the document (members we skip included); the parts we read use three. */
+const MAX_DEPTH = 32;
+
 const enum Ch {
-  Tab = 0x09,
-  Lf = 0x0a,
-  Cr = 0x0d,
-  Space = 0x20,
   Quote = 0x22,
-  Plus = 0x2b,
-  Comma = 0x2c,
-  Minus = 0x2d,
-  Dot = 0x2e,
   Slash = 0x2f,
   Zero = 0x30,
-  One = 0x31,
-  Nine = 0x39,
-  Colon = 0x3a,
-  UpperE = 0x45,
   LBracket = 0x5b,
-  Backslash = 0x5c,
   RBracket = 0x5d,
-  LowerE = 0x65,
   LBrace = 0x7b,
   RBrace = 0x7d,
   Bom = 0xfeff,
 }
 
-function isDigit(c: number): boolean {
-  return c >= Ch.Zero && c <= Ch.Nine;
-}
-
-function hexDigit(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  return -1;
-}
-
-/** A cursor over the JSON text. Offsets in errors are character offsets into the decoded text. */
-class Reader {
-  pos = 0;
-  /** Whether the last number read had a fraction or an exponent. */
-  literalFloat = false;
-
-  constructor(
-    private readonly s: string,
-    private readonly format: string,
-  ) {}
-
-  fail(reason: CodecErrorReason, detail: string, at: number = this.pos): never {
-    throw new CodecError(this.format, reason, detail, at);
-  }
-
-  atEnd(): boolean {
-    return this.pos >= this.s.length;
-  }
-
-  skipSpace(): void {
-    const s = this.s;
-    let p = this.pos;
-    for (;;) {
-      const c = s.charCodeAt(p); // NaN past the end: the loop stops
-      if (c === Ch.Space || c === Ch.Lf || c === Ch.Cr || c === Ch.Tab) p++;
-      else break;
-    }
-    this.pos = p;
-  }
-
-  /** The code unit at the cursor after skipping whitespace, or -1 at the end. */
-  peek(): number {
-    this.skipSpace();
-    return this.pos < this.s.length ? this.s.charCodeAt(this.pos) : -1;
-  }
-
-  describeHere(): string {
-    if (this.atEnd()) return 'end of input';
-    const c = this.s.charCodeAt(this.pos);
-    return c >= 0x20 && c < 0x7f ? JSON.stringify(this.s[this.pos]) : `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
-  }
-
-  /** Throws the right error for "wanted `what` here": truncated at the end, invalid elsewhere. */
-  unexpected(what: string): never {
-    if (this.atEnd()) this.fail('truncated', `input ends where ${what} was expected`);
-    this.fail('invalid', `expected ${what}, found ${this.describeHere()}`);
-  }
-
-  expect(c: number, what: string): void {
-    if (this.peek() !== c) this.unexpected(what);
-    this.pos++;
-  }
-
-  /** Reads a string; the cursor is on its opening quote. */
-  readString(): string {
-    const s = this.s;
-    const open = this.pos;
-    let p = open + 1;
-    let start = p;
-    let out = '';
-    for (;;) {
-      if (p >= s.length) this.fail('truncated', 'unterminated string', open);
-      const c = s.charCodeAt(p);
-      if (c === Ch.Quote) {
-        this.pos = p + 1;
-        return start === p ? out : out + s.slice(start, p);
-      }
-      if (c === Ch.Backslash) {
-        out += s.slice(start, p);
-        if (p + 1 >= s.length) this.fail('truncated', 'unterminated escape in string', p);
-        const e = s.charCodeAt(p + 1);
-        p += 2;
-        switch (e) {
-          case 0x22: out += '"'; break;
-          case 0x5c: out += '\\'; break;
-          case 0x2f: out += '/'; break;
-          case 0x62: out += '\b'; break;
-          case 0x66: out += '\f'; break;
-          case 0x6e: out += '\n'; break;
-          case 0x72: out += '\r'; break;
-          case 0x74: out += '\t'; break;
-          case 0x75: {
-            if (p + 4 > s.length) this.fail('truncated', 'unterminated \\u escape in string', p - 2);
-            let code = 0;
-            for (let k = 0; k < 4; k++) {
-              const h = hexDigit(s.charCodeAt(p + k));
-              if (h < 0) this.fail('invalid', 'bad \\u escape in string (needs 4 hex digits)', p - 2);
-              code = code * 16 + h;
-            }
-            out += String.fromCharCode(code);
-            p += 4;
-            break;
-          }
-          default:
-            this.fail('invalid', `bad escape "\\${s[p - 1]}" in string`, p - 2);
-        }
-        start = p;
-        continue;
-      }
-      if (c < 0x20) this.fail('invalid', 'unescaped control character in string', p);
-      p++;
-    }
-  }
-
-  /**
-   * Reads a JSON number exactly: integer literals are numbers while safe and bigints beyond;
-   * literals with a fraction or exponent are doubles. Sets `literalFloat`.
-   */
-  readNumber(): number | bigint {
-    const s = this.s;
-    const start = this.pos;
-    let p = start;
-    if (s.charCodeAt(p) === Ch.Minus) p++;
-    const intStart = p;
-    const first = s.charCodeAt(p);
-    if (first === Ch.Zero) p++;
-    else if (first >= Ch.One && first <= Ch.Nine) {
-      do p++;
-      while (isDigit(s.charCodeAt(p)));
-    } else {
-      this.pos = p;
-      this.unexpected('a digit');
-    }
-    const intDigits = p - intStart;
-    let literalFloat = false;
-    if (s.charCodeAt(p) === Ch.Dot) {
-      p++;
-      if (!isDigit(s.charCodeAt(p))) {
-        this.pos = p;
-        this.unexpected('a digit after the decimal point');
-      }
-      do p++;
-      while (isDigit(s.charCodeAt(p)));
-      literalFloat = true;
-    }
-    const e = s.charCodeAt(p);
-    if (e === Ch.LowerE || e === Ch.UpperE) {
-      p++;
-      const sign = s.charCodeAt(p);
-      if (sign === Ch.Plus || sign === Ch.Minus) p++;
-      if (!isDigit(s.charCodeAt(p))) {
-        this.pos = p;
-        this.unexpected('a digit in the exponent');
-      }
-      do p++;
-      while (isDigit(s.charCodeAt(p)));
-      literalFloat = true;
-    }
-    this.pos = p;
-    this.literalFloat = literalFloat;
-    const text = s.slice(start, p);
-    // Up to 15 digits a double is exact; beyond that an integer goes through BigInt (exact),
-    // unless it is so long that it cannot be a 64-bit value at all.
-    if (literalFloat || intDigits <= 15 || intDigits > MAX_INT_DIGITS) return Number(text);
-    return normInt(BigInt(text));
-  }
-
-  /** Reads `true` or `false`; anything else is `what`'s error. */
-  readBoolean(what: string): boolean {
-    const s = this.s;
-    if (s.startsWith('true', this.pos)) {
-      this.pos += 4;
-      return true;
-    }
-    if (s.startsWith('false', this.pos)) {
-      this.pos += 5;
-      return false;
-    }
-    this.fail('invalid', `${what} must be true or false, found ${this.describeHere()}`);
-  }
-
-  /** Skips any JSON value (a member we do not use), refusing nesting beyond MAX_SKIP_DEPTH. */
-  skipValue(depth: number): void {
-    const c = this.peek();
-    switch (c) {
-      case Ch.Quote:
-        this.readString();
-        return;
-      case Ch.LBrace:
-      case Ch.LBracket: {
-        if (depth >= MAX_SKIP_DEPTH) this.fail('too_deep', `JSON nested deeper than ${MAX_SKIP_DEPTH} levels`);
-        const isObject = c === Ch.LBrace;
-        const close = isObject ? Ch.RBrace : Ch.RBracket;
-        this.pos++;
-        if (this.peek() === close) {
-          this.pos++;
-          return;
-        }
-        for (;;) {
-          if (isObject) {
-            if (this.peek() !== Ch.Quote) this.unexpected('a member name');
-            this.readString();
-            this.expect(Ch.Colon, '":"');
-          }
-          this.skipValue(depth + 1);
-          const d = this.peek();
-          if (d === Ch.Comma) this.pos++;
-          else if (d === close) {
-            this.pos++;
-            return;
-          } else this.unexpected(isObject ? '"," or "}"' : '"," or "]"');
-        }
-      }
-      case 0x74: // t
-      case 0x66: // f
-        this.readBoolean('a literal');
-        return;
-      case 0x6e: // n
-        if (this.s.startsWith('null', this.pos)) {
-          this.pos += 4;
-          return;
-        }
-        this.unexpected('a JSON value');
-      // falls through: unexpected never returns
-      default:
-        if (c === Ch.Minus || isDigit(c)) {
-          this.readNumber();
-          return;
-        }
-        this.unexpected('a JSON value');
-    }
-  }
-}
-
-function isNumberStart(c: number): boolean {
-  return c === Ch.Minus || isDigit(c);
-}
-
-function readDocument(format: string, text: string): RawDocument {
-  const r: Reader = new Reader(text, format);
+function readDocument(format: string, payload: Uint8Array): RawDocument {
+  const r: JsonReader = JsonReader.fromBytes(format, payload, MAX_DEPTH); // typed: lets r.fail() narrow
   let c = r.peek();
   if (c === Ch.Bom) {
-    // A UTF-8 BOM is not JSON, but some writers add one; it carries nothing.
+    // TextDecoder drops a leading BOM; one after whitespace (or a second one) carries nothing either.
     r.pos++;
     c = r.peek();
   }
@@ -443,103 +182,76 @@ function readDocument(format: string, text: string): RawDocument {
     if (c === Ch.LBracket) r.fail('invalid', 'payload is a JSON array (SenML?); LwM2M JSON is an object {"bn":…,"e":[…]}');
     r.fail('invalid', `payload is not a JSON object (starts with ${r.describeHere()})`);
   }
-  r.pos++;
   let bn: string | undefined;
   let bnAt = 0;
   let bt: number | undefined;
   let entries: RawEntry[] | undefined;
-  if (r.peek() === Ch.RBrace) r.pos++;
-  else {
-    for (;;) {
-      if (r.peek() !== Ch.Quote) r.unexpected('a member name');
-      const keyAt = r.pos;
-      const key = r.readString();
-      r.expect(Ch.Colon, '":"');
-      r.skipSpace();
-      const valueAt = r.pos;
+  if (r.open()) {
+    do {
+      const key = r.key();
       switch (key) {
         case 'bn':
-          if (bn !== undefined) r.fail('duplicate', 'member "bn" given twice', keyAt);
+          if (bn !== undefined) r.fail('duplicate', 'member "bn" given twice', r.keyAt);
           if (r.peek() !== Ch.Quote) r.fail('invalid', `"bn" must be a string, found ${r.describeHere()}`);
-          bnAt = valueAt;
-          bn = r.readString();
+          bnAt = r.pos;
+          bn = r.string();
           break;
         case 'bt':
-          if (bt !== undefined) r.fail('duplicate', 'member "bt" given twice', keyAt);
+          if (bt !== undefined) r.fail('duplicate', 'member "bt" given twice', r.keyAt);
           if (!isNumberStart(r.peek())) r.fail('invalid', `"bt" must be a number, found ${r.describeHere()}`);
-          bt = Number(r.readNumber());
+          bt = Number(r.number());
           break;
         case 'e':
-          if (entries !== undefined) r.fail('duplicate', 'member "e" given twice', keyAt);
+          if (entries !== undefined) r.fail('duplicate', 'member "e" given twice', r.keyAt);
           if (r.peek() !== Ch.LBracket) r.fail('invalid', `"e" must be an array, found ${r.describeHere()}`);
           entries = readEntries(r);
           break;
         default:
           // Members of later drafts (`bu`, `ver`, ...) carry nothing LwM2M uses.
-          r.skipValue(1);
+          r.skip();
       }
-      const d = r.peek();
-      if (d === Ch.Comma) r.pos++;
-      else if (d === Ch.RBrace) {
-        r.pos++;
-        break;
-      } else r.unexpected('"," or "}"');
-    }
+    } while (r.more(Ch.RBrace));
   }
-  r.skipSpace();
-  if (!r.atEnd()) r.fail('trailing', 'data after the JSON object');
+  r.end('the JSON object');
   if (entries === undefined) r.fail('invalid', 'missing member "e" (the entry array)', 0);
   return { bn, bnAt, bt, entries };
 }
 
-function readEntries(r: Reader): RawEntry[] {
-  r.pos++; // '['
+function readEntries(r: JsonReader): RawEntry[] {
   const out: RawEntry[] = [];
-  if (r.peek() === Ch.RBracket) {
-    r.pos++;
-    return out;
-  }
-  for (;;) {
+  if (!r.open()) return out;
+  do {
     if (r.peek() !== Ch.LBrace) {
       if (r.atEnd()) r.unexpected(`entry e[${out.length}]`);
       r.fail('invalid', `entry e[${out.length}] is not an object (found ${r.describeHere()})`);
     }
     out.push(readEntry(r, out.length));
-    const d = r.peek();
-    if (d === Ch.Comma) r.pos++;
-    else if (d === Ch.RBracket) {
-      r.pos++;
-      return out;
-    } else r.unexpected('"," or "]" in "e"');
-  }
+  } while (r.more(Ch.RBracket, 'in "e"'));
+  return out;
 }
 
-function readEntry(r: Reader, index: number): RawEntry {
+function readEntry(r: JsonReader, index: number): RawEntry {
   const at = r.pos;
-  r.pos++; // '{'
   const where = `e[${index}]`;
   let n: string | undefined;
   let t: number | undefined;
   let value: RawValue | undefined;
   let valueKey = '';
-  if (r.peek() === Ch.RBrace) r.pos++;
-  else {
-    for (;;) {
-      if (r.peek() !== Ch.Quote) r.unexpected(`a member name in ${where}`);
-      const keyAt = r.pos;
-      const key = r.readString();
-      r.expect(Ch.Colon, '":"');
+  if (r.open()) {
+    do {
+      const key = r.key(`a member name in ${where}`);
+      const keyAt = r.keyAt;
       const c = r.peek();
       switch (key) {
         case 'n':
           if (n !== undefined) r.fail('duplicate', `${where}: member "n" given twice`, keyAt);
           if (c !== Ch.Quote) r.fail('invalid', `${where}: "n" must be a string, found ${r.describeHere()}`);
-          n = r.readString();
+          n = r.string();
           break;
         case 't':
           if (t !== undefined) r.fail('duplicate', `${where}: member "t" given twice`, keyAt);
           if (!isNumberStart(c)) r.fail('invalid', `${where}: "t" must be a number, found ${r.describeHere()}`);
-          t = Number(r.readNumber());
+          t = Number(r.number());
           break;
         case 'v':
         case 'bv':
@@ -553,33 +265,30 @@ function readEntry(r: Reader, index: number): RawEntry {
           value = readValueMember(r, key, where, c);
           break;
         default:
-          r.skipValue(2);
+          r.skip();
       }
-      const d = r.peek();
-      if (d === Ch.Comma) r.pos++;
-      else if (d === Ch.RBrace) {
-        r.pos++;
-        break;
-      } else r.unexpected(`"," or "}" in ${where}`);
-    }
+    } while (r.more(Ch.RBrace, `in ${where}`));
   }
   if (value === undefined) r.fail('invalid', `${where} has no value member ("v", "bv", "sv" or "ov")`, at);
   return { index, at, n, t, value };
 }
 
-function readValueMember(r: Reader, key: 'v' | 'bv' | 'sv' | 'ov', where: string, c: number): RawValue {
+function readValueMember(r: JsonReader, key: 'v' | 'bv' | 'sv' | 'ov', where: string, c: number): RawValue {
   switch (key) {
     case 'v': {
       if (!isNumberStart(c)) r.fail('invalid', `${where}: "v" must be a number, found ${r.describeHere()}`);
-      const num = r.readNumber();
-      return { field: 'v', num, literalFloat: r.literalFloat };
+      const num = r.number();
+      return { field: 'v', num, literalFloat: r.fraction };
     }
-    case 'bv':
-      return { field: 'bv', bool: r.readBoolean(`${where}: "bv"`) };
+    case 'bv': {
+      const bool = r.boolean();
+      if (bool === undefined) r.fail('invalid', `${where}: "bv" must be true or false, found ${r.describeHere()}`);
+      return { field: 'bv', bool };
+    }
     case 'sv':
     case 'ov':
       if (c !== Ch.Quote) r.fail('invalid', `${where}: "${key}" must be a string, found ${r.describeHere()}`);
-      return { field: key, str: r.readString() };
+      return { field: key, str: r.string() };
   }
 }
 
@@ -629,12 +338,11 @@ function resolvePath(format: string, base: readonly number[], hasBn: boolean, e:
 }
 
 function objlnkValue(format: string, text: string, path: Path): Value {
-  try {
-    return { type: 'objlnk', value: parseObjlnk(text) };
-  } catch (err) {
-    if (err instanceof CodecError) throw new CodecError(format, err.reason, err.message.replace(/^value: /, ''), undefined, formatPath(path));
-    throw err;
-  }
+  const l = scanObjlnk(text);
+  if (typeof l !== 'string') return { type: 'objlnk', value: l };
+  const quoted = JSON.stringify(text.length > 40 ? text.slice(0, 40) + '…' : text);
+  const detail = l === 'invalid' ? `object link ${quoted} is not "objectId:instanceId"` : `object link ${quoted} has an ID beyond 65535`;
+  throw new CodecError(format, l, detail, undefined, formatPath(path));
 }
 
 /** Integer literal without a model: Integer while it fits int64, Unsigned up to 2^64-1. */
@@ -679,18 +387,8 @@ function entryValue(format: string, raw: RawValue, type: ValueType | undefined, 
   }
 }
 
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
-
-function decodeText(format: string, payload: Uint8Array): string {
-  try {
-    return utf8Decoder.decode(payload);
-  } catch {
-    throw new CodecError(format, 'invalid', 'payload is not valid UTF-8');
-  }
-}
-
 function decodeRecordList(format: string, payload: Uint8Array, models: ModelLookup | undefined, path: Path): LeafRecord[] {
-  const doc = readDocument(format, decodeText(format, payload));
+  const doc = readDocument(format, payload);
   const hasBn = doc.bn !== undefined;
   const base: number[] = [];
   if (doc.bn !== undefined) appendIds(format, doc.bn, base, 'base name "bn"', doc.bnAt);

@@ -24,7 +24,7 @@ import type { ModelLookup } from '../model.js';
 import { checkNodeAtPath, type LeafRecord, type LwM2MNode, type Resource } from '../node.js';
 import { isValidId, MAX_ID, type Path } from '../path.js';
 import { fromBase64Any } from '../base64.js';
-import { INT64_MAX, INT64_MIN, NULL_OBJLNK, type Int, type ObjLnk, type Value, type ValueType, UINT64_MAX, V, normInt } from '../value.js';
+import { INT64_MAX, INT64_MIN, type Int, normInt, tryParseObjlnk, UINT64_MAX, V, type Value, type ValueType } from '../value.js';
 import { intValue, modelType, typeMismatch } from './common.js';
 
 /** A SenML codec: a composite codec that also writes and reads Read-Composite request bodies. */
@@ -328,35 +328,11 @@ function numericValue(format: string, type: ValueType | undefined, n: Int, isFlo
 }
 
 function objlnkValue(format: string, text: string, path: Path): Value {
-  const l = parseObjlnkText(text);
+  const l = tryParseObjlnk(text);
   if (l === undefined) {
     throw new CodecError(format, 'invalid', `object link ${JSON.stringify(text.length > 40 ? text.slice(0, 40) + '…' : text)} is not "objectId:instanceId"`, undefined, pathText(path));
   }
   return { type: 'objlnk', value: l };
-}
-
-/** `21:1` → {21, 1}; also the hex null form `FFFF:FFFF` one spec example uses. No regex, no throw. */
-function parseObjlnkText(text: string): ObjLnk | undefined {
-  const colon = text.indexOf(':');
-  if (colon < 0) return undefined;
-  const o = parseId16(text, 0, colon);
-  const i = parseId16(text, colon + 1, text.length);
-  if (o !== undefined && i !== undefined) return o === 65535 && i === 65535 ? NULL_OBJLNK : { objectId: o, instanceId: i };
-  const t = text.trim().toLowerCase();
-  return t === 'ffff:ffff' ? NULL_OBJLNK : undefined;
-}
-
-function parseId16(s: string, start: number, end: number): number | undefined {
-  while (start < end && isSpace(s.charCodeAt(start))) start++;
-  while (end > start && isSpace(s.charCodeAt(end - 1))) end--;
-  if (start === end || end - start > 5) return undefined;
-  let v = 0;
-  for (let k = start; k < end; k++) {
-    const c = s.charCodeAt(k);
-    if (c < 0x30 || c > 0x39) return undefined;
-    v = v * 10 + (c - 0x30);
-  }
-  return v <= 65535 ? v : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
