@@ -2,36 +2,15 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { CodecError, type CodecErrorReason } from '../../src/lwm2m/errors.js';
 import { cborValueCodec as codec, parseDateTime } from '../../src/lwm2m/formats/cbor-value.js';
-import type { ModelLookup } from '../../src/lwm2m/model.js';
 import { type LwM2MNode, N, nodeEquals } from '../../src/lwm2m/node.js';
 import { formatPath, type Path } from '../../src/lwm2m/path.js';
 import { type Value, type ValueType, V } from '../../src/lwm2m/value.js';
 import { hex, id, toHex, VALUE_TYPES, valueOf } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
-
-function codecError(fn: () => unknown): CodecError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected a CodecError, nothing was thrown');
-}
-
-function typedModel(type: ValueType, multiple = false): ModelLookup {
-  return {
-    object: () => undefined,
-    resource: (_o, r) => ({ id: r, name: `r${r}`, operations: 'RW', multiple, mandatory: false, type, rangeEnumeration: '', units: '', description: '' }),
-  };
-}
+import { codecError, uniformModel, expectNode } from '../support/expect.js';
 
 const node = (path: Path, value: Value): LwM2MNode =>
   path.length === 3 ? N.resource(path[2] as number, value) : N.resourceInstance(path[3] as number, value);
-
-function expectNode(actual: LwM2MNode, expected: LwM2MNode): void {
-  expect(nodeEquals(actual, expected), `${JSON.stringify(actual, (_k, x) => (typeof x === 'bigint' ? String(x) : x))}`).to.equal(true);
-}
 
 describe('lwm2m/formats/cbor-value', () => {
   it('describes itself', () => {
@@ -65,8 +44,8 @@ describe('lwm2m/formats/cbor-value', () => {
       const p: Path = [5, 0, 1];
       expect(toHex(codec.encode(p, N.resource(1, V.float(1.5))))).to.equal('f93e00');
       expectNode(codec.decode(p, hex('FB 3F F8 00 00 00 00 00 00')), N.resource(1, V.float(1.5)));
-      expectNode(codec.decode(p, hex('F9 3E 00'), typedModel('float')), N.resource(1, V.float(1.5)));
-      expectNode(codec.decode(p, hex('FA 3F C0 00 00'), typedModel('float')), N.resource(1, V.float(1.5)));
+      expectNode(codec.decode(p, hex('F9 3E 00'), uniformModel('float')), N.resource(1, V.float(1.5)));
+      expectNode(codec.decode(p, hex('FA 3F C0 00 00'), uniformModel('float')), N.resource(1, V.float(1.5)));
     });
 
     it('time as tag 1 (Leshan) C1 1A 51 82 42 8F', () => {
@@ -217,7 +196,7 @@ describe('lwm2m/formats/cbor-value', () => {
           pathArb,
           ([type, value], path) => {
             const n = node(path, value);
-            expectNode(codec.decode(path, codec.encode(path, n), typedModel(type)), n);
+            expectNode(codec.decode(path, codec.encode(path, n), uniformModel(type)), n);
           },
         ),
         { numRuns: 300 },

@@ -15,18 +15,9 @@ import {
 } from '../../src/lwm2m/cbor.js';
 import { CodecError, type CodecErrorReason } from '../../src/lwm2m/errors.js';
 import { hex, toHex } from '../support/arbitraries.js';
+import { codecError } from '../support/expect.js';
 
 /** Runs `fn`, expects a CodecError, returns it. */
-function codecError(fn: () => unknown): CodecError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected a CodecError, nothing was thrown');
-}
-
 const m = (...entries: Array<[CborItem, CborItem]>): CborMap => new CborMap(entries);
 const f = (v: number): CborFloat => new CborFloat(v);
 const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);

@@ -18,18 +18,9 @@ import {
   parseLinkFormat,
   parseRegisterLinks,
 } from '../../src/lwm2m/linkformat.js';
+import { codecError } from '../support/expect.js';
 
 /** Runs `fn`, expects a CodecError, returns it. */
-function codecError(fn: () => unknown): CodecError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).to.be.instanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected a CodecError');
-}
-
 function expectError(fn: () => unknown, reason: CodecErrorReason, offset?: number): CodecError {
   const e = codecError(fn);
   expect(e.format).to.equal('link-format');

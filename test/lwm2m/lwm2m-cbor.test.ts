@@ -9,20 +9,7 @@ import { comparePaths, formatPath, type Path } from '../../src/lwm2m/path.js';
 import { formatObjlnk, type Value, type ValueType, V, valueEquals, valueToString } from '../../src/lwm2m/value.js';
 import { hex, id, instanceArb, nodeAtPath, toHex, VALUE_TYPES, valueOf } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
-
-function codecError(fn: () => unknown): CodecError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected a CodecError, nothing was thrown');
-}
-
-function expectNode(actual: LwM2MNode, expected: LwM2MNode): void {
-  if (!nodeEquals(actual, expected)) expect.fail(`nodes differ:\n${show(actual)}\nexpected\n${show(expected)}`);
-}
+import { codecError, uniformModel, expectNode } from '../support/expect.js';
 
 function show(n: LwM2MNode): string {
   return JSON.stringify(nodeToRecords([n.id], n).map((r) => `${formatPath(r.path)}=${valueToString(r.value)}`));
@@ -33,10 +20,6 @@ function resourceModel(rid: number, type: ValueType, multiple = false): Resource
 }
 
 /** A model in which every resource of every object has `type`. */
-function typedModel(type: ValueType): ModelLookup {
-  return { object: () => undefined, resource: (_o, r) => resourceModel(r, type) };
-}
-
 /** Records sorted by path, as "path=value" strings with the type, for order-free comparison. */
 function recordSet(recs: readonly LeafRecord[]): string[] {
   return [...recs].sort((a, b) => comparePaths(a.path, b.path)).map((r) => `${formatPath(r.path)}:${r.value.type}`);
@@ -239,7 +222,7 @@ describe('lwm2m/formats/lwm2m-cbor', () => {
       expect(toHex(codec.encode([5, 0, 1], N.resource(1, V.float(100000))))).to.equal('a1830500' + '01fa47c35000');
       expectNode(codec.decode([5, 0, 1], hex('A1 83 05 00 01 F9 3E 00')), N.resource(1, V.float(1.5)));
       // a float resource also takes an integer
-      expectNode(codec.decode([5, 0, 1], hex('A1 83 05 00 01 02'), typedModel('float')), N.resource(1, V.float(2)));
+      expectNode(codec.decode([5, 0, 1], hex('A1 83 05 00 01 02'), uniformModel('float')), N.resource(1, V.float(2)));
     });
 
     it('unsigned as major type 0, up to 2^64-1', () => {
@@ -432,7 +415,7 @@ describe('lwm2m/formats/lwm2m-cbor', () => {
   describe('properties', () => {
     for (const type of VALUE_TYPES) {
       it(`encode → decode is the identity for ${type} nodes at every level (typed model)`, () => {
-        const models = typedModel(type);
+        const models = uniformModel(type);
         fc.assert(
           fc.property(nodeAtPath({ type }), ({ path, node }) => {
             const bytes = codec.encode(path, node);
@@ -496,7 +479,7 @@ describe('lwm2m/formats/lwm2m-cbor', () => {
           fc.constantFrom(...VALUE_TYPES).chain((type) => fc.tuple(fc.constant(type), id(), instanceArb({ type, nonEmptyMulti: true }))),
           ([type, o, inst]) => {
             const bytes = encodeCbor(relativeInstance(inst));
-            const back = codec.decode([o, inst.id], bytes, typedModel(type));
+            const back = codec.decode([o, inst.id], bytes, uniformModel(type));
             if (!nodeEquals(back, inst)) expect.fail(`${show(back)} != ${show(inst)}`);
           },
         ),

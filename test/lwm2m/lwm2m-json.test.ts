@@ -2,45 +2,23 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { CodecError, type CodecErrorReason } from '../../src/lwm2m/errors.js';
 import { lwm2mJsonCodec, lwm2mJsonLegacyCodec } from '../../src/lwm2m/formats/lwm2m-json.js';
-import type { ModelLookup, ResourceModel } from '../../src/lwm2m/model.js';
+import type { ModelLookup } from '../../src/lwm2m/model.js';
 import { type LeafRecord, type LwM2MNode, N, nodeEquals } from '../../src/lwm2m/node.js';
 import type { Path } from '../../src/lwm2m/path.js';
-import { NULL_OBJLNK, V, type Value, type ValueType, valueEquals } from '../../src/lwm2m/value.js';
+import { NULL_OBJLNK, V, type Value, valueEquals } from '../../src/lwm2m/value.js';
 import { nodeAtPath, VALUE_TYPES } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
+import { codecError, uniformModel, expectNode } from '../support/expect.js';
 
 const codec = lwm2mJsonCodec;
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
 
-function errorOf(fn: () => unknown): CodecError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected a CodecError, got success');
-}
-
 function decodeError(json: string, path: Path = [3, 0], models: ModelLookup | undefined = testModels): CodecError {
-  return errorOf(() => codec.decode(path, utf8(json), models));
+  return codecError(() => codec.decode(path, utf8(json), models));
 }
 
 /** A model where every resource has `type` (and the given multiplicity). */
-function lookupOf(type: ValueType, multiple = false): ModelLookup {
-  return {
-    object: () => undefined,
-    resource: (_o: number, r: number): ResourceModel => ({
-      id: r, name: `r${r}`, operations: 'RW', multiple, mandatory: false, type, rangeEnumeration: '', units: '', description: '',
-    }),
-  };
-}
-
-function expectNode(actual: LwM2MNode, expected: LwM2MNode): void {
-  expect(nodeEquals(actual, expected), `${JSON.stringify(actual, replacer)}\n!=\n${JSON.stringify(expected, replacer)}`).to.equal(true);
-}
-
 function replacer(_k: string, v: unknown): unknown {
   if (v instanceof Map) return Object.fromEntries(v);
   if (typeof v === 'bigint') return `${v}n`;
@@ -89,7 +67,7 @@ describe('lwm2m/formats/lwm2m-json', () => {
     it('the legacy codec reads and writes the same format and names itself in errors', () => {
       expect(text(lwm2mJsonLegacyCodec.encode([3, 0], DEVICE_0))).to.equal(READ_3_0);
       expectNode(lwm2mJsonLegacyCodec.decode([3, 0], utf8(READ_3_0), testModels), DEVICE_0);
-      expect(errorOf(() => lwm2mJsonLegacyCodec.decode([3, 0], utf8('[]'))).format).to.equal('lwm2m-json-legacy');
+      expect(codecError(() => lwm2mJsonLegacyCodec.decode([3, 0], utf8('[]'))).format).to.equal('lwm2m-json-legacy');
     });
   });
 
@@ -211,7 +189,7 @@ describe('lwm2m/formats/lwm2m-json', () => {
     });
 
     it('decode at the request path refuses the records of other objects (bad_path)', () => {
-      const err = errorOf(() => codec.decode([65, 0], utf8(LINKED)));
+      const err = codecError(() => codec.decode([65, 0], utf8(LINKED)));
       expect(err.reason).to.equal('bad_path');
       expect(err.path).to.equal('/66/0/0');
     });
@@ -221,7 +199,7 @@ describe('lwm2m/formats/lwm2m-json', () => {
     });
 
     it('encodeRecords refuses a record that is not at a resource', () => {
-      expect(errorOf(() => codec.encodeRecords([{ path: [3, 0], value: V.integer(1) }])).reason).to.equal('bad_path');
+      expect(codecError(() => codec.encodeRecords([{ path: [3, 0], value: V.integer(1) }])).reason).to.equal('bad_path');
     });
   });
 
@@ -287,7 +265,7 @@ describe('lwm2m/formats/lwm2m-json', () => {
     it('encodeRecords writes a record time as t', () => {
       const out = text(codec.encodeRecords([{ path: [3, 0, 9], value: V.integer(95), time: 1367491215 }]));
       expect(out).to.equal('{"bn":"/","e":[{"n":"3/0/9","v":95,"t":1367491215}]}');
-      expect(errorOf(() => codec.encodeRecords([{ path: [3, 0, 9], value: V.integer(95), time: NaN }])).reason).to.equal('unsupported');
+      expect(codecError(() => codec.encodeRecords([{ path: [3, 0, 9], value: V.integer(95), time: NaN }])).reason).to.equal('unsupported');
     });
 
     it('integers beyond 2^53 are exact both ways (2^63-1, -2^63, 2^64-1)', () => {
@@ -310,7 +288,7 @@ describe('lwm2m/formats/lwm2m-json', () => {
     it('without a model, integer literals are Integer up to 2^63-1 and Unsigned up to 2^64-1', () => {
       expectNode(codec.decode([9, 0, 1], utf8('{"e":[{"v":9223372036854775807}]}')), N.resource(1, V.integer(2n ** 63n - 1n)));
       expectNode(codec.decode([9, 0, 1], utf8('{"e":[{"v":18446744073709551615}]}')), N.resource(1, V.unsigned(2n ** 64n - 1n)));
-      expect(errorOf(() => codec.decode([9, 0, 1], utf8('{"e":[{"v":18446744073709551616}]}'))).reason).to.equal('out_of_range');
+      expect(codecError(() => codec.decode([9, 0, 1], utf8('{"e":[{"v":18446744073709551616}]}'))).reason).to.equal('out_of_range');
     });
 
     it('out-of-range integers for the model type are refused', () => {
@@ -331,13 +309,13 @@ describe('lwm2m/formats/lwm2m-json', () => {
         expect(back.kind === 'resource' && Object.is(back.value.value, x), `${x}`).to.equal(true);
       }
       // With a Float model an integer literal is a float too; without a model it is an Integer.
-      expectNode(codec.decode([3303, 0, 5700], utf8('{"e":[{"v":22}]}'), lookupOf('float')), N.resource(5700, V.float(22)));
+      expectNode(codec.decode([3303, 0, 5700], utf8('{"e":[{"v":22}]}'), uniformModel('float')), N.resource(5700, V.float(22)));
       expectNode(codec.decode([3303, 0, 5700], utf8('{"e":[{"v":22}]}')), N.resource(5700, V.integer(22)));
       expectNode(codec.decode([3303, 0, 5700], utf8('{"e":[{"v":2.5E-3}]}')), N.resource(5700, V.float(0.0025)));
       // An integral float literal is accepted for an Integer resource.
       expectNode(codec.decode([3, 0, 9], utf8('{"e":[{"v":100.0}]}'), testModels), N.resource(9, V.integer(100)));
       for (const bad of [NaN, Infinity, -Infinity]) {
-        expect(errorOf(() => codec.encode([3303, 0, 5700], N.resource(5700, V.float(bad)))).reason).to.equal('unsupported');
+        expect(codecError(() => codec.encode([3303, 0, 5700], N.resource(5700, V.float(bad)))).reason).to.equal('unsupported');
       }
     });
   });
@@ -442,7 +420,7 @@ describe('lwm2m/formats/lwm2m-json', () => {
       it(`${what} → ${reason}`, () => {
         const payload = typeof input === 'string' ? utf8(input) : input;
         const path: Path = what.startsWith('object link') ? [0, 0] : [3, 0];
-        const err = errorOf(() => codec.decode(path, payload, testModels));
+        const err = codecError(() => codec.decode(path, payload, testModels));
         expect(err.reason, err.message).to.equal(reason);
         expect(err.format).to.equal('lwm2m-json');
       });
@@ -457,9 +435,9 @@ describe('lwm2m/formats/lwm2m-json', () => {
 
   describe('encoding refuses nodes that do not sit at the path', () => {
     it('kind or ID mismatch → bad_path', () => {
-      expect(errorOf(() => codec.encode([3, 0, 9], N.instance(0, []))).reason).to.equal('bad_path');
-      expect(errorOf(() => codec.encode([3, 0], N.instance(1, []))).reason).to.equal('bad_path');
-      expect(errorOf(() => codec.encode([], N.object(3, []))).reason).to.equal('bad_path');
+      expect(codecError(() => codec.encode([3, 0, 9], N.instance(0, []))).reason).to.equal('bad_path');
+      expect(codecError(() => codec.encode([3, 0], N.instance(1, []))).reason).to.equal('bad_path');
+      expect(codecError(() => codec.encode([], N.object(3, []))).reason).to.equal('bad_path');
     });
   });
 
@@ -473,7 +451,7 @@ describe('lwm2m/formats/lwm2m-json', () => {
           fc.property(nodeAtPath({ type, nonEmptyMulti: true }).filter(noEmptyInstances), ({ path, node }) => {
             const bytes = codec.encode(path, node);
             JSON.parse(text(bytes)); // always valid JSON
-            const back = codec.decode(path, bytes, lookupOf(type));
+            const back = codec.decode(path, bytes, uniformModel(type));
             expect(nodeEquals(back, node), JSON.stringify(node, replacer)).to.equal(true);
           }),
           { numRuns: 60 },
@@ -529,7 +507,7 @@ describe('lwm2m/formats/lwm2m-json', () => {
       }
     };
     const paths = fc.constantFrom<Path>([3], [3, 0], [3, 0, 6], [3, 0, 9], [3, 0, 6, 1], [0, 0], [65, 0]);
-    const models = fc.constantFrom<ModelLookup | undefined>(undefined, testModels, lookupOf('opaque'), lookupOf('float'), lookupOf('objlnk', true));
+    const models = fc.constantFrom<ModelLookup | undefined>(undefined, testModels, uniformModel('opaque'), uniformModel('float'), uniformModel('objlnk', true));
 
     it('random JSON values', () => {
       fc.assert(fc.property(fc.json({ maxDepth: 4 }), paths, models, (j, p, m) => survives(utf8(j), p, m)), { numRuns: 300 });

@@ -1,23 +1,13 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { CodecError } from '../../src/lwm2m/errors.js';
 import { checkNodeAtPath, N, nodeEquals, nodeToRecords, recordsToNode, recordsToObjects } from '../../src/lwm2m/node.js';
 import { formatPath } from '../../src/lwm2m/path.js';
 import { V } from '../../src/lwm2m/value.js';
 import { nodeAtPath } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
+import { codecError } from '../support/expect.js';
 
 const lookup = (o: number, r: number) => testModels.resource(o, r);
-
-function reason(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).to.be.instanceOf(CodecError);
-    return (e as CodecError).reason;
-  }
-  throw new Error('expected a CodecError');
-}
 
 describe('lwm2m/node', () => {
   const device = N.instance(0, [
@@ -46,14 +36,14 @@ describe('lwm2m/node', () => {
 
   it('refuses duplicates, mixed forms and values outside the path', () => {
     const r = (p: number[], v = V.integer(1)) => ({ path: p, value: v });
-    expect(reason(() => recordsToNode('t', [3, 0], [r([3, 0, 9]), r([3, 0, 9])]))).to.equal('duplicate');
-    expect(reason(() => recordsToNode('t', [3, 0], [r([3, 0, 6]), r([3, 0, 6, 0])]))).to.equal('duplicate');
-    expect(reason(() => recordsToNode('t', [3, 0], [r([3, 0, 6, 0]), r([3, 0, 6])]))).to.equal('duplicate');
-    expect(reason(() => recordsToNode('t', [3, 0], [r([3, 0, 6, 0]), r([3, 0, 6, 0])]))).to.equal('duplicate');
-    expect(reason(() => recordsToNode('t', [3, 0], [r([3, 1, 9])]))).to.equal('bad_path');
-    expect(reason(() => recordsToNode('t', [3, 0], [r([3, 0])]))).to.equal('bad_path');
-    expect(reason(() => recordsToNode('t', [3, 0, 9], []))).to.equal('invalid');
-    expect(reason(() => recordsToNode('t', [], []))).to.equal('bad_path');
+    expect(codecError(() => recordsToNode('t', [3, 0], [r([3, 0, 9]), r([3, 0, 9])])).reason).to.equal('duplicate');
+    expect(codecError(() => recordsToNode('t', [3, 0], [r([3, 0, 6]), r([3, 0, 6, 0])])).reason).to.equal('duplicate');
+    expect(codecError(() => recordsToNode('t', [3, 0], [r([3, 0, 6, 0]), r([3, 0, 6])])).reason).to.equal('duplicate');
+    expect(codecError(() => recordsToNode('t', [3, 0], [r([3, 0, 6, 0]), r([3, 0, 6, 0])])).reason).to.equal('duplicate');
+    expect(codecError(() => recordsToNode('t', [3, 0], [r([3, 1, 9])])).reason).to.equal('bad_path');
+    expect(codecError(() => recordsToNode('t', [3, 0], [r([3, 0])])).reason).to.equal('bad_path');
+    expect(codecError(() => recordsToNode('t', [3, 0, 9], [])).reason).to.equal('invalid');
+    expect(codecError(() => recordsToNode('t', [], [])).reason).to.equal('bad_path');
   });
 
   it('groups records of several objects', () => {
@@ -69,8 +59,8 @@ describe('lwm2m/node', () => {
 
   it('checks that a node fits the request path', () => {
     expect(() => checkNodeAtPath('t', [3, 0], device)).not.to.throw();
-    expect(reason(() => checkNodeAtPath('t', [3, 1], device))).to.equal('bad_path');
-    expect(reason(() => checkNodeAtPath('t', [3], device))).to.equal('bad_path');
+    expect(codecError(() => checkNodeAtPath('t', [3, 1], device)).reason).to.equal('bad_path');
+    expect(codecError(() => checkNodeAtPath('t', [3], device)).reason).to.equal('bad_path');
     expect(() => checkNodeAtPath('t', [3, 0, 6], N.multi(6, []))).not.to.throw();
   });
 

@@ -2,33 +2,15 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { CodecError } from '../../src/lwm2m/errors.js';
 import { opaqueCodec } from '../../src/lwm2m/formats/opaque.js';
-import type { ModelLookup, ResourceModel } from '../../src/lwm2m/model.js';
+import type { ModelLookup } from '../../src/lwm2m/model.js';
 import { type LwM2MNode, N, nodeEquals } from '../../src/lwm2m/node.js';
 import type { Path } from '../../src/lwm2m/path.js';
-import { V, type ValueType, valueEquals } from '../../src/lwm2m/value.js';
+import { V, valueEquals } from '../../src/lwm2m/value.js';
 import { hex, id, VALUE_TYPES, valueOf } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
+import { codecError, uniformModel } from '../support/expect.js';
 
 const codec = opaqueCodec;
-
-function errorOf(fn: () => unknown): CodecError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected a CodecError, got success');
-}
-
-function lookupOf(type: ValueType, multiple = false): ModelLookup {
-  return {
-    object: () => undefined,
-    resource: (_o: number, r: number): ResourceModel => ({
-      id: r, name: `r${r}`, operations: 'RW', multiple, mandatory: false, type, rangeEnumeration: '', units: '', description: '',
-    }),
-  };
-}
 
 describe('lwm2m/formats/opaque', () => {
   it('is Content-Format 42, application/octet-stream, not composite', () => {
@@ -48,7 +30,7 @@ describe('lwm2m/formats/opaque', () => {
     expect(nodeEquals(node, N.resource(3, V.opaque(hex('01 02 03 04 05'))))).to.equal(true);
     payload[0] = 0xff;
     expect(nodeEquals(node, N.resource(3, V.opaque(hex('01 02 03 04 05')))), 'decoded value must not alias the payload').to.equal(true);
-    expect(nodeEquals(codec.decode([5, 0, 0, 7], hex('AA'), lookupOf('opaque', true)), N.resourceInstance(7, V.opaque(hex('AA'))))).to.equal(true);
+    expect(nodeEquals(codec.decode([5, 0, 0, 7], hex('AA'), uniformModel('opaque', true)), N.resourceInstance(7, V.opaque(hex('AA'))))).to.equal(true);
   });
 
   it('an unknown resource (no model, or not in the model) decodes to opaque', () => {
@@ -58,28 +40,28 @@ describe('lwm2m/formats/opaque', () => {
 
   it('a resource the model types otherwise → type_mismatch naming the path', () => {
     for (const [path, type] of [[[3, 0, 0], 'string'], [[3, 0, 9], 'integer'], [[0, 0, 17], 'objlnk'], [[1, 0, 6], 'boolean']] as const) {
-      const err = errorOf(() => codec.decode(path, hex('01'), testModels));
+      const err = codecError(() => codec.decode(path, hex('01'), testModels));
       expect(err.reason, type).to.equal('type_mismatch');
       expect(err.path).to.equal('/' + path.join('/'));
     }
-    expect(errorOf(() => codec.decode([3, 0, 6, 0], hex('01'), testModels)).reason).to.equal('type_mismatch');
+    expect(codecError(() => codec.decode([3, 0, 6, 0], hex('01'), testModels)).reason).to.equal('type_mismatch');
   });
 
   it('encoding a non-opaque value → unsupported', () => {
     for (const type of VALUE_TYPES.filter((t) => t !== 'opaque')) {
       const v = fc.sample(valueOf(type), { numRuns: 1, seed: 1 })[0];
       if (!v) throw new Error('no sample');
-      expect(errorOf(() => codec.encode([3, 0, 1], N.resource(1, v))).reason, type).to.equal('unsupported');
+      expect(codecError(() => codec.encode([3, 0, 1], N.resource(1, v))).reason, type).to.equal('unsupported');
     }
   });
 
   it('objects, instances and multiple resources → unsupported; mismatched node → bad_path', () => {
-    expect(errorOf(() => codec.encode([0, 0], N.instance(0, [N.resource(3, V.opaque(hex('01')))]))).reason).to.equal('unsupported');
-    expect(errorOf(() => codec.encode([5, 0, 0], N.multi(0, [[0, V.opaque(hex('01'))]]))).reason).to.equal('unsupported');
-    expect(errorOf(() => codec.encode([0, 0, 3], N.resource(4, V.opaque(hex('01'))))).reason).to.equal('bad_path');
-    expect(errorOf(() => codec.decode([0, 0], hex('01'), testModels)).reason).to.equal('unsupported');
-    expect(errorOf(() => codec.decode([0], hex('01'))).reason).to.equal('unsupported');
-    expect(errorOf(() => codec.decode([5, 0, 0], hex('01'), lookupOf('opaque', true))).reason).to.equal('unsupported');
+    expect(codecError(() => codec.encode([0, 0], N.instance(0, [N.resource(3, V.opaque(hex('01')))]))).reason).to.equal('unsupported');
+    expect(codecError(() => codec.encode([5, 0, 0], N.multi(0, [[0, V.opaque(hex('01'))]]))).reason).to.equal('unsupported');
+    expect(codecError(() => codec.encode([0, 0, 3], N.resource(4, V.opaque(hex('01'))))).reason).to.equal('bad_path');
+    expect(codecError(() => codec.decode([0, 0], hex('01'), testModels)).reason).to.equal('unsupported');
+    expect(codecError(() => codec.decode([0], hex('01'))).reason).to.equal('unsupported');
+    expect(codecError(() => codec.decode([5, 0, 0], hex('01'), uniformModel('opaque', true))).reason).to.equal('unsupported');
   });
 
   it('round trip (property): any bytes at a resource or resource instance', () => {
@@ -88,7 +70,7 @@ describe('lwm2m/formats/opaque', () => {
       fc.tuple(id(), id(), id(), id(), valueOf('opaque')).map(([o, i, r, ri, v]) => ({ path: [o, i, r, ri] as Path, node: N.resourceInstance(ri, v) as LwM2MNode })),
     );
     fc.assert(
-      fc.property(leaf, fc.constantFrom<ModelLookup | undefined>(undefined, lookupOf('opaque')), ({ path, node }, models) => {
+      fc.property(leaf, fc.constantFrom<ModelLookup | undefined>(undefined, uniformModel('opaque')), ({ path, node }, models) => {
         expect(nodeEquals(codec.decode(path, codec.encode(path, node), models), node)).to.equal(true);
       }),
       { numRuns: 200 },
@@ -96,7 +78,7 @@ describe('lwm2m/formats/opaque', () => {
   });
 
   it('fuzz: random bytes, paths and models give only CodecError or an opaque value equal to the bytes', () => {
-    const models = fc.constantFrom<ModelLookup | undefined>(undefined, testModels, ...VALUE_TYPES.map((t) => lookupOf(t)), lookupOf('opaque', true));
+    const models = fc.constantFrom<ModelLookup | undefined>(undefined, testModels, ...VALUE_TYPES.map((t) => uniformModel(t)), uniformModel('opaque', true));
     const paths = fc.constantFrom<Path>([], [0], [0, 0], [0, 0, 3], [0, 0, 0], [3, 0, 6], [3, 0, 6, 1], [9, 9, 9]);
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), models, paths, (bytes, m, path) => {

@@ -4,36 +4,21 @@ import { CodecError } from '../../src/lwm2m/errors.js';
 import { decodeSenmlCborPaths, encodeSenmlCborPaths, senmlCborCodec } from '../../src/lwm2m/formats/senml-cbor.js';
 import { decodeSenmlJsonPaths, encodeSenmlJsonPaths, senmlJsonCodec } from '../../src/lwm2m/formats/senml-json.js';
 import type { SenmlCodec } from '../../src/lwm2m/formats/senml.js';
-import type { ModelLookup, ResourceModel } from '../../src/lwm2m/model.js';
+import type { ModelLookup } from '../../src/lwm2m/model.js';
 import { type LeafRecord, type LwM2MNode, N, nodeEquals } from '../../src/lwm2m/node.js';
 import { formatPath, type Path } from '../../src/lwm2m/path.js';
 import { NULL_OBJLNK, V, type Value, type ValueType, valueEquals } from '../../src/lwm2m/value.js';
 import { anyValue, hex, id, nodeAtPath, toHex, VALUE_TYPES, valueOf } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
+import { codecError, uniformModel } from '../support/expect.js';
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8');
 const json = (s: string): Uint8Array => utf8.encode(s);
 
-function failure(fn: () => unknown): CodecError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).to.be.instanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected a CodecError');
-}
-const reason = (fn: () => unknown): string => failure(fn).reason;
+const reason = (fn: () => unknown): string => codecError(fn).reason;
 
 /** A model that gives every resource the same type (for round trips of generated nodes). */
-function uniformModel(type: ValueType): ModelLookup {
-  const rm = (rid: number): ResourceModel => ({
-    id: rid, name: 'r', operations: 'RW', multiple: false, mandatory: false, type, rangeEnumeration: '', units: '', description: '',
-  });
-  return { object: () => undefined, resource: (_o, r) => rm(r) };
-}
-
 /** A model built from explicit `o/r` → type entries. */
 function mapModel(types: ReadonlyMap<string, ValueType>): ModelLookup {
   return {
@@ -347,7 +332,7 @@ describe('lwm2m/formats/senml', () => {
         expect(back?.type).to.equal('float');
         expect(Object.is(back?.value, x)).to.equal(true);
       }
-      const nanErr = failure(() => senmlJsonCodec.encodeRecords([{ path: [1, 2, 3], value: V.float(NaN) }]));
+      const nanErr = codecError(() => senmlJsonCodec.encodeRecords([{ path: [1, 2, 3], value: V.float(NaN) }]));
       expect([nanErr.reason, nanErr.path]).to.deep.equal(['unsupported', '/1/2/3']);
       expect(reason(() => senmlJsonCodec.encodeRecords([{ path: [1, 2, 3], value: V.float(Infinity) }]))).to.equal('unsupported');
       // CBOR has NaN and infinities
@@ -440,7 +425,7 @@ describe('lwm2m/formats/senml', () => {
       expect(reason(J('[{"n":"/3/0/9\\x","v":1}]'))).to.equal('invalid');
       expect(reason(J('[{"n":"/3/0/9","v":1}] x'))).to.equal('trailing');
       expect(reason(() => senmlJsonCodec.decodeRecords(Uint8Array.of(0x5b, 0xff, 0x5d)))).to.equal('invalid');
-      const e = failure(J('[{"n":"/3/0/9" "v":1}]'));
+      const e = codecError(J('[{"n":"/3/0/9" "v":1}]'));
       expect(e.offset).to.equal(15);
     });
 
@@ -469,7 +454,7 @@ describe('lwm2m/formats/senml', () => {
     });
 
     it('bad names, and bn+n that is not a resource path', () => {
-      const e = failure(J('[{"n":"/3/x/9","v":1}]'));
+      const e = codecError(J('[{"n":"/3/x/9","v":1}]'));
       expect(e.reason).to.equal('bad_path');
       expect(e.message).to.contain('/3/x/9');
       for (const n of ['/3/0/9/1/2', '/3/00/9', '/3//9', '/3/0/65535', '/3/0/99999999999', '/-3/0/9', '/3/0/9a', '//3/0/9', '']) {
@@ -485,7 +470,7 @@ describe('lwm2m/formats/senml', () => {
     });
 
     it('records outside the request path', () => {
-      const e = failure(() => senmlJsonCodec.decode([3, 0], json('[{"n":"/3/0/9","v":1},{"n":"/3/1/9","v":1}]')));
+      const e = codecError(() => senmlJsonCodec.decode([3, 0], json('[{"n":"/3/0/9","v":1},{"n":"/3/1/9","v":1}]')));
       expect(e.reason).to.equal('bad_path');
       expect(e.path).to.equal('/3/1/9');
       expect(reason(() => senmlCborCodec.decode([3, 0, 9], hex('81 a2 00 66 2f 33 2f 30 2f 38 02 01')))).to.equal('bad_path');
@@ -503,7 +488,7 @@ describe('lwm2m/formats/senml', () => {
         '[{"n":"/0/0/1","v":1}]',
       ];
       for (const body of cases) {
-        const e = failure(Jm(body));
+        const e = codecError(Jm(body));
         expect(e.reason, body).to.equal('type_mismatch');
         expect(e.path, body).to.equal(body.slice(7, body.indexOf('"', 7)));
       }
@@ -511,7 +496,7 @@ describe('lwm2m/formats/senml', () => {
 
     it('invalid base64', () => {
       for (const b of ['abc$', 'A', 'AB=C', 'AAAA=']) {
-        const e = failure(J(`[{"n":"/0/0/3","vd":"${b}"}]`));
+        const e = codecError(J(`[{"n":"/0/0/3","vd":"${b}"}]`));
         expect(e.reason, b).to.equal('invalid');
         expect(e.path).to.equal('/0/0/3');
       }

@@ -2,35 +2,17 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { CodecError, type CodecErrorReason } from '../../src/lwm2m/errors.js';
 import { formatFloatText, textCodec } from '../../src/lwm2m/formats/text.js';
-import type { ModelLookup, ResourceModel } from '../../src/lwm2m/model.js';
+import type { ModelLookup } from '../../src/lwm2m/model.js';
 import { type LwM2MNode, N, nodeEquals } from '../../src/lwm2m/node.js';
 import type { Path } from '../../src/lwm2m/path.js';
 import { NULL_OBJLNK, V, type Value, type ValueType, valueEquals } from '../../src/lwm2m/value.js';
 import { hex, id, VALUE_TYPES, valueOf } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
+import { codecError, uniformModel } from '../support/expect.js';
 
 const codec = textCodec;
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-
-function errorOf(fn: () => unknown): CodecError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(CodecError);
-    return e as CodecError;
-  }
-  throw new Error('expected a CodecError, got success');
-}
-
-function lookupOf(type: ValueType, multiple = false): ModelLookup {
-  return {
-    object: () => undefined,
-    resource: (_o: number, r: number): ResourceModel => ({
-      id: r, name: `r${r}`, operations: 'RW', multiple, mandatory: false, type, rangeEnumeration: '', units: '', description: '',
-    }),
-  };
-}
 
 /** Decodes `payload` at `path` and returns the single value. */
 function valueAt(path: Path, payload: string | Uint8Array, models: ModelLookup | undefined = testModels): Value {
@@ -43,7 +25,7 @@ function expectValue(actual: Value, expected: Value): void {
   expect(valueEquals(actual, expected), `${String(actual.value)} (${actual.type}) != ${String(expected.value)} (${expected.type})`).to.equal(true);
 }
 
-const FLOAT = lookupOf('float');
+const FLOAT = uniformModel('float');
 
 describe('lwm2m/formats/text', () => {
   it('is Content-Format 0, text/plain;charset=utf-8, not composite', () => {
@@ -148,7 +130,7 @@ describe('lwm2m/formats/text', () => {
     ];
     for (const [input, path, reason] of bad) {
       it(`${JSON.stringify(input.length > 30 ? input.slice(0, 30) + '…' : input)} → ${reason}`, () => {
-        const err = errorOf(() => codec.decode(path, utf8(input), testModels));
+        const err = codecError(() => codec.decode(path, utf8(input), testModels));
         expect(err.reason).to.equal(reason);
         expect(err.path).to.equal('/' + path.join('/'));
       });
@@ -184,7 +166,7 @@ describe('lwm2m/formats/text', () => {
 
     it('NaN and infinities cannot be written', () => {
       for (const x of [NaN, Infinity, -Infinity]) {
-        expect(errorOf(() => codec.encode([3303, 0, 5700], N.resource(5700, V.float(x)))).reason).to.equal('unsupported');
+        expect(codecError(() => codec.encode([3303, 0, 5700], N.resource(5700, V.float(x)))).reason).to.equal('unsupported');
       }
     });
 
@@ -199,7 +181,7 @@ describe('lwm2m/formats/text', () => {
       ['1,5', 'invalid'], ['1 000', 'invalid'], ['1e999', 'out_of_range'], ['-1e999', 'out_of_range'],
     ] as const) {
       it(`${JSON.stringify(input)} → ${reason}`, () => {
-        expect(errorOf(() => codec.decode([3303, 0, 5700], utf8(input), FLOAT)).reason).to.equal(reason);
+        expect(codecError(() => codec.decode([3303, 0, 5700], utf8(input), FLOAT)).reason).to.equal(reason);
       });
     }
   });
@@ -210,33 +192,33 @@ describe('lwm2m/formats/text', () => {
       expectValue(valueAt([1, 0, 6], 'false'), V.boolean(false));
       expectValue(valueAt([1, 0, 6], ' 1\n'), V.boolean(true));
       for (const bad of ['2', 'yes', 'TRUE', '', '01', '-1']) {
-        expect(errorOf(() => codec.decode([1, 0, 6], utf8(bad), testModels)).reason, bad).to.equal('invalid');
+        expect(codecError(() => codec.decode([1, 0, 6], utf8(bad), testModels)).reason, bad).to.equal('invalid');
       }
     });
 
     it('object links: malformed → invalid, IDs beyond 65535 → out_of_range, with the path', () => {
       for (const bad of ['21', '21:', ':1', '21:1:2', 'a:b', '', '21;1']) {
-        const err = errorOf(() => codec.decode([0, 0, 17], utf8(bad), testModels));
+        const err = codecError(() => codec.decode([0, 0, 17], utf8(bad), testModels));
         expect(err.reason, bad).to.equal('invalid');
         expect(err.path).to.equal('/0/0/17');
         expect(err.format).to.equal('text');
       }
-      expect(errorOf(() => codec.decode([0, 0, 17], utf8('70000:1'), testModels)).reason).to.equal('out_of_range');
+      expect(codecError(() => codec.decode([0, 0, 17], utf8('70000:1'), testModels)).reason).to.equal('out_of_range');
       expectValue(valueAt([0, 0, 17], ' 21:1\n'), V.objlnk(21, 1));
     });
 
     it('opaque: malformed base64 → invalid', () => {
       for (const bad of ['AQ*D', 'A', 'AQIDBAU==', '=AQI', 'é']) {
-        expect(errorOf(() => codec.decode([0, 0, 3], utf8(bad), testModels)).reason, bad).to.equal('invalid');
+        expect(codecError(() => codec.decode([0, 0, 3], utf8(bad), testModels)).reason, bad).to.equal('invalid');
       }
     });
 
     it('strings and core links: invalid UTF-8 → invalid', () => {
       for (const bytes of ['FF', 'C3', 'ED A0 80', 'C0 AF']) {
-        expect(errorOf(() => codec.decode([3, 0, 0], hex(bytes), testModels)).reason, bytes).to.equal('invalid');
-        expect(errorOf(() => codec.decode([1, 0, 9], hex(bytes), lookupOf('corelnk'))).reason, bytes).to.equal('invalid');
+        expect(codecError(() => codec.decode([3, 0, 0], hex(bytes), testModels)).reason, bytes).to.equal('invalid');
+        expect(codecError(() => codec.decode([1, 0, 9], hex(bytes), uniformModel('corelnk'))).reason, bytes).to.equal('invalid');
       }
-      expectValue(valueAt([9, 0, 1], '</3303/0/5700>;gt=23', lookupOf('corelnk')), V.corelnk('</3303/0/5700>;gt=23'));
+      expectValue(valueAt([9, 0, 1], '</3303/0/5700>;gt=23', uniformModel('corelnk')), V.corelnk('</3303/0/5700>;gt=23'));
     });
   });
 
@@ -259,21 +241,21 @@ describe('lwm2m/formats/text', () => {
 
   describe('what text cannot carry', () => {
     it('encoding an instance, an object or a multiple resource → unsupported', () => {
-      expect(errorOf(() => codec.encode([3, 0], N.instance(0, [N.resource(9, V.integer(1))]))).reason).to.equal('unsupported');
-      expect(errorOf(() => codec.encode([3], N.object(3, []))).reason).to.equal('unsupported');
-      expect(errorOf(() => codec.encode([3, 0, 6], N.multi(6, [[0, V.integer(1)]]))).reason).to.equal('unsupported');
+      expect(codecError(() => codec.encode([3, 0], N.instance(0, [N.resource(9, V.integer(1))]))).reason).to.equal('unsupported');
+      expect(codecError(() => codec.encode([3], N.object(3, []))).reason).to.equal('unsupported');
+      expect(codecError(() => codec.encode([3, 0, 6], N.multi(6, [[0, V.integer(1)]]))).reason).to.equal('unsupported');
     });
 
     it('decoding at an object or instance path, or a multiple resource → unsupported', () => {
-      expect(errorOf(() => codec.decode([3, 0], utf8('1'), testModels)).reason).to.equal('unsupported');
-      expect(errorOf(() => codec.decode([3], utf8('1'), testModels)).reason).to.equal('unsupported');
-      expect(errorOf(() => codec.decode([], utf8('1'), testModels)).reason).to.equal('unsupported');
-      expect(errorOf(() => codec.decode([3, 0, 6], utf8('1'), testModels)).reason).to.equal('unsupported');
+      expect(codecError(() => codec.decode([3, 0], utf8('1'), testModels)).reason).to.equal('unsupported');
+      expect(codecError(() => codec.decode([3], utf8('1'), testModels)).reason).to.equal('unsupported');
+      expect(codecError(() => codec.decode([], utf8('1'), testModels)).reason).to.equal('unsupported');
+      expect(codecError(() => codec.decode([3, 0, 6], utf8('1'), testModels)).reason).to.equal('unsupported');
     });
 
     it('a node that does not sit at the path → bad_path', () => {
-      expect(errorOf(() => codec.encode([3, 0, 9], N.resource(10, V.integer(1)))).reason).to.equal('bad_path');
-      expect(errorOf(() => codec.encode([3, 0, 9], N.resourceInstance(9, V.integer(1)))).reason).to.equal('bad_path');
+      expect(codecError(() => codec.encode([3, 0, 9], N.resource(10, V.integer(1)))).reason).to.equal('bad_path');
+      expect(codecError(() => codec.encode([3, 0, 9], N.resourceInstance(9, V.integer(1)))).reason).to.equal('bad_path');
     });
   });
 
@@ -288,7 +270,7 @@ describe('lwm2m/formats/text', () => {
       it(`${type}: decode(encode(value)) equals the value with a model of that type`, () => {
         fc.assert(
           fc.property(leaf(type), ({ path, node }) => {
-            const back = codec.decode(path, codec.encode(path, node), lookupOf(type));
+            const back = codec.decode(path, codec.encode(path, node), uniformModel(type));
             expect(nodeEquals(back, node)).to.equal(true);
           }),
           { numRuns: 150 },
@@ -315,7 +297,7 @@ describe('lwm2m/formats/text', () => {
         fc.string({ maxLength: 30 }).map(utf8),
         fc.stringMatching(/^[-+ 0-9.eE:A-Fa-f=_/x]{0,25}$/).map(utf8),
       );
-      const models = fc.constantFrom<ModelLookup | undefined>(undefined, testModels, ...VALUE_TYPES.map((t) => lookupOf(t)), lookupOf('integer', true));
+      const models = fc.constantFrom<ModelLookup | undefined>(undefined, testModels, ...VALUE_TYPES.map((t) => uniformModel(t)), uniformModel('integer', true));
       const paths = fc.constantFrom<Path>([3, 0, 9], [3, 0, 6], [3, 0, 6, 0], [0, 0, 3], [0, 0, 17], [3, 0], [1, 0, 6]);
       fc.assert(
         fc.property(payload, models, paths, (p, m, path) => {

@@ -16,6 +16,7 @@ import type { Path } from '../../src/lwm2m/path.js';
 import { type ResourceType, type Value, type ValueType, V, valueEquals } from '../../src/lwm2m/value.js';
 import { hex, nodeAtPath, toHex, VALUE_TYPES } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
+import { expectCodecError, uniformModel, expectNode } from '../support/expect.js';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -26,10 +27,6 @@ function resModel(id: number, type: ResourceType, multiple = false): ResourceMod
 }
 
 /** A lookup whose every resource has `type` (the object itself is unknown). */
-function allOf(type: ResourceType, multiple = false): ModelLookup {
-  return { object: () => undefined, resource: (_o, r) => resModel(r, type, multiple) };
-}
-
 /** A lookup built from the types the values in a node carry; undefined on conflicting types. */
 function lookupFromNode(path: Path, node: LwM2MNode): ModelLookup | undefined {
   const types = new Map<string, ValueType>();
@@ -60,28 +57,6 @@ function lookupFromNode(path: Path, node: LwM2MNode): ModelLookup | undefined {
       return t === undefined ? undefined : resModel(r, t);
     },
   };
-}
-
-function expectCodecError(fn: () => unknown, reason: CodecErrorReason): CodecError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e, String(e)).to.be.instanceOf(CodecError);
-    expect((e as CodecError).reason, (e as Error).message).to.equal(reason);
-    return e as CodecError;
-  }
-  expect.fail(`expected a CodecError (${reason}) but nothing was thrown`);
-}
-
-function expectNode(actual: LwM2MNode, expected: LwM2MNode): void {
-  expect(nodeEquals(actual, expected), `decoded ${JSON.stringify(actual, replacer)}`).to.equal(true);
-}
-
-function replacer(_k: string, v: unknown): unknown {
-  if (v instanceof Map) return Object.fromEntries(v);
-  if (typeof v === 'bigint') return `${v}n`;
-  if (v instanceof Uint8Array) return toHex(v);
-  return v;
 }
 
 const enc = (path: Path, node: LwM2MNode, opts = {}): string => toHex(encodeTlv(path, node, opts));
@@ -293,7 +268,7 @@ describe('TLV codec', () => {
   describe('(f) small cases', () => {
     it('resource 300 (16-bit ID) = integer 5 → E1 01 2C 05', () => {
       expect(enc([3, 0, 300], N.resource(300, V.integer(5)))).to.equal('e1012c05');
-      expectNode(dec([3, 0, 300], 'E1 01 2C 05', allOf('integer')), N.resource(300, V.integer(5)));
+      expectNode(dec([3, 0, 300], 'E1 01 2C 05', uniformModel('integer')), N.resource(300, V.integer(5)));
     });
 
     it('resource 3 with a 300-byte value → D0 03 01 2C + 300 bytes', () => {
@@ -306,11 +281,11 @@ describe('TLV codec', () => {
     });
 
     const cases: [string, Path, LwM2MNode, string, ModelLookup, { float64?: boolean }?][] = [
-      ['integer -750 in res 1', [3, 0, 1], N.resource(1, V.integer(-750)), 'C2 01 FD 12', allOf('integer')],
-      ['integer 128 in res 1', [3, 0, 1], N.resource(1, V.integer(128)), 'C2 01 00 80', allOf('integer')],
-      ['float64 1.5 in res 1', [3, 0, 1], N.resource(1, V.float(1.5)), 'C8 01 08 3F F8 00 00 00 00 00 00', allOf('float'), { float64: true }],
-      ['float32 1.5 in res 1', [3, 0, 1], N.resource(1, V.float(1.5)), 'C4 01 3F C0 00 00', allOf('float')],
-      ['boolean true in res 1', [3, 0, 1], N.resource(1, V.boolean(true)), 'C1 01 01', allOf('boolean')],
+      ['integer -750 in res 1', [3, 0, 1], N.resource(1, V.integer(-750)), 'C2 01 FD 12', uniformModel('integer')],
+      ['integer 128 in res 1', [3, 0, 1], N.resource(1, V.integer(128)), 'C2 01 00 80', uniformModel('integer')],
+      ['float64 1.5 in res 1', [3, 0, 1], N.resource(1, V.float(1.5)), 'C8 01 08 3F F8 00 00 00 00 00 00', uniformModel('float'), { float64: true }],
+      ['float32 1.5 in res 1', [3, 0, 1], N.resource(1, V.float(1.5)), 'C4 01 3F C0 00 00', uniformModel('float')],
+      ['boolean true in res 1', [3, 0, 1], N.resource(1, V.boolean(true)), 'C1 01 01', uniformModel('boolean')],
       ['objlnk 21:1 in res 17', [0, 0, 17], N.resource(17, V.objlnk(21, 1)), 'C4 11 00 15 00 01', testModels],
       ['objlnk null', [0, 0, 17], N.resource(17, V.objlnk(65535, 65535)), 'C4 11 FF FF FF FF', testModels],
       ['empty opaque res 4', [0, 0, 4], N.resource(4, V.opaque(new Uint8Array(0))), 'C0 04', testModels],
@@ -371,7 +346,7 @@ describe('TLV codec', () => {
 
     it('a 1-byte C8 typed unsigned decodes as 200, not as a negative number', () => {
       expectNode(dec([0, 0, 13], 'C1 0D C8'), N.resource(13, V.unsigned(200)));
-      expectNode(dec([0, 0, 13], 'C1 0D C8', allOf('integer')), N.resource(13, V.integer(-56)));
+      expectNode(dec([0, 0, 13], 'C1 0D C8', uniformModel('integer')), N.resource(13, V.integer(-56)));
       const max = dec([0, 0, 13], 'C8 0D 08 FF FF FF FF FF FF FF FF');
       expectNode(max, N.resource(13, V.unsigned(2n ** 64n - 1n)));
       if (max.kind !== 'resource') throw new Error('not a resource');
@@ -433,7 +408,7 @@ describe('TLV codec', () => {
       // inline length 4; 61 = Resource Instance, 16-bit ID, inline length 1
       const h = '27 01 2C  A4 03 E8  61 12 34 01';
       expect(toHex(tlvCodec.encode([3], obj))).to.equal(clean(h));
-      expectNode(dec([3], h, allOf('integer')), obj);
+      expectNode(dec([3], h, uniformModel('integer')), obj);
     });
 
     it('8-, 16- and 24-bit length fields', () => {
@@ -470,10 +445,10 @@ describe('TLV codec', () => {
         'C3 01 00 00 05', // 3-byte integer
         'C8 01 08 00 00 00 00 00 00 00 05', // 8-byte integer
       ];
-      for (const f of forms) expectNode(dec([3, 0, 1], f, allOf('integer')), five);
+      for (const f of forms) expectNode(dec([3, 0, 1], f, uniformModel('integer')), five);
       // non-minimal container headers
-      expectNode(dec([3, 0], '10 00 00 03 C1 01 05', allOf('integer')), N.instance(0, [five]));
-      expectNode(dec([3], '28 00 00 03 C1 01 05', allOf('integer')), N.object(3, [N.instance(0, [five])]));
+      expectNode(dec([3, 0], '10 00 00 03 C1 01 05', uniformModel('integer')), N.instance(0, [five]));
+      expectNode(dec([3], '28 00 00 03 C1 01 05', uniformModel('integer')), N.object(3, [N.instance(0, [five])]));
       expectNode(dec([3, 0, 6], 'A8 00 06 03 41 00 01'), N.multi(6, [[0, V.integer(1)]]));
       expectNode(dec([3, 0, 6, 0], '48 00 01 01'), N.resourceInstance(0, V.integer(1)));
     });
@@ -566,8 +541,8 @@ describe('TLV codec', () => {
       ['trailing zero byte', [3], '08 00 79' + DEVICE_HEX + ' 00', 'truncated'],
       ['trailing byte after a resource', [3, 0, 9], 'C1 09 64 00', 'truncated'],
       // invalid values
-      ['float of 3 bytes', [3, 0, 1], 'C3 01 3F C0 00', 'invalid', allOf('float')],
-      ['float of 2 bytes', [3, 0, 1], 'C2 01 3F C0', 'invalid', allOf('float')],
+      ['float of 3 bytes', [3, 0, 1], 'C3 01 3F C0 00', 'invalid', uniformModel('float')],
+      ['float of 2 bytes', [3, 0, 1], 'C2 01 3F C0', 'invalid', uniformModel('float')],
       ['boolean of 2 bytes', [1, 0, 6], 'C2 06 00 01', 'invalid'],
       ['boolean 0 bytes', [1, 0, 6], 'C0 06', 'invalid'],
       ['boolean value 2', [1, 0, 6], 'C1 06 02', 'invalid'],
@@ -581,7 +556,7 @@ describe('TLV codec', () => {
       ['integer of 9 bytes', [3, 0, 9], 'C8 09 09 00 00 00 00 00 00 00 00 01', 'invalid'],
       ['unsigned of 9 bytes', [0, 0, 13], 'C8 0D 09 00 FF FF FF FF FF FF FF FF', 'invalid'],
       ['time of 0 bytes', [3, 0, 13], 'C0 0D', 'invalid'],
-      ['bad value inside a multiple resource', [3, 0], '84 06 42 00 00 00', 'invalid', allOf('boolean')],
+      ['bad value inside a multiple resource', [3, 0], '84 06 42 00 00 00', 'invalid', uniformModel('boolean')],
       // invalid structure
       ['resource instance at the top of an instance', [3, 0], '41 00 01', 'invalid'],
       ['resource instance after resources', [3, 0], 'C1 09 64 41 00 01', 'invalid'],
@@ -698,7 +673,7 @@ describe('TLV codec', () => {
   describe('properties', () => {
     for (const type of VALUE_TYPES) {
       it(`round-trips nodes of ${type} values at every level`, () => {
-        const models = allOf(type);
+        const models = uniformModel(type);
         fc.assert(
           fc.property(nodeAtPath({ type }), ({ path, node }) => {
             const bytes = tlvCodec.encode(path, node);
@@ -727,7 +702,7 @@ describe('TLV codec', () => {
       fc.assert(
         fc.property(nodeAtPath({ type: 'float' }), ({ path, node }) => {
           const bytes = encodeTlv(path, node, { float64: true });
-          return nodeEquals(tlvCodec.decode(path, bytes, allOf('float')), node);
+          return nodeEquals(tlvCodec.decode(path, bytes, uniformModel('float')), node);
         }),
         { numRuns: 60 },
       );

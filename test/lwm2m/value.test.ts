@@ -1,16 +1,7 @@
 import { expect } from 'chai';
 import { CodecError } from '../../src/lwm2m/errors.js';
 import { formatObjlnk, NULL_OBJLNK, parseObjlnk, scanObjlnk, tryParseObjlnk, V, valueEquals, valueToString } from '../../src/lwm2m/value.js';
-
-function reason(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).to.be.instanceOf(CodecError);
-    return (e as CodecError).reason;
-  }
-  throw new Error('expected a CodecError');
-}
+import { codecError } from '../support/expect.js';
 
 describe('lwm2m/value', () => {
   it('keeps safe integers as numbers and larger ones as bigints', () => {
@@ -21,12 +12,12 @@ describe('lwm2m/value', () => {
   });
 
   it('refuses integers out of range or not integral', () => {
-    expect(reason(() => V.integer(2n ** 63n))).to.equal('out_of_range');
-    expect(reason(() => V.integer(-(2n ** 63n) - 1n))).to.equal('out_of_range');
-    expect(reason(() => V.unsigned(-1))).to.equal('out_of_range');
-    expect(reason(() => V.unsigned(2n ** 64n))).to.equal('out_of_range');
-    expect(reason(() => V.integer(1.5))).to.equal('type_mismatch');
-    expect(reason(() => V.objlnk(65536, 0))).to.equal('out_of_range');
+    expect(codecError(() => V.integer(2n ** 63n)).reason).to.equal('out_of_range');
+    expect(codecError(() => V.integer(-(2n ** 63n) - 1n)).reason).to.equal('out_of_range');
+    expect(codecError(() => V.unsigned(-1)).reason).to.equal('out_of_range');
+    expect(codecError(() => V.unsigned(2n ** 64n)).reason).to.equal('out_of_range');
+    expect(codecError(() => V.integer(1.5)).reason).to.equal('type_mismatch');
+    expect(codecError(() => V.objlnk(65536, 0)).reason).to.equal('out_of_range');
   });
 
   it('parses and formats object links, including the null link', () => {
