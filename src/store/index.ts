@@ -1,0 +1,10 @@
+/** The store's public API: open it with `openStore`, use its repositories (see types.ts). */
+export { openStore, SqliteStore, type OpenStoreOptions } from './store.js';
+export type * from './types.js';
+export { StoreError, type StoreErrorCode } from './errors.js';
+export { bytesAsText, describeBytes, toBytes } from './bytes.js';
+export { normalizeSpki, parseCertificate, fingerprint } from './material.js';
+export { SECRET_KEY_ENV, SECRET_KEY_FILE } from './secrets.js';
+export { DB_FILE } from './db.js';
+export { SCHEMA_VERSION } from './migrations.js';
+export { INTERRUPTED_CAUSE } from './sessions.js';

@@ -1,0 +1,139 @@
+/**
+ * Numbered schema migrations. Each is applied in its own transaction together with
+ * `PRAGMA user_version = version`, so a database is always exactly at one version: a crash
+ * during a migration leaves it at the previous one, and the next start applies it again.
+ *
+ * Rules: never edit a migration that has shipped; add a new one. Versions are 1, 2, 3... in order.
+ *
+ * Conventions of the schema:
+ * - timestamps are INTEGER milliseconds since the epoch;
+ * - endpoint names and identities are BLOBs (they may be binary), compared bytewise;
+ * - columns ending in `_enc` hold AES-256-GCM sealed values (see secrets.ts), never plaintext.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+const INITIAL = `
+-- Small key/value table for the store itself (e.g. the secret-key check value).
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value BLOB NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE profiles (
+  id         INTEGER PRIMARY KEY,
+  name       TEXT NOT NULL UNIQUE,
+  document   TEXT NOT NULL,          -- the profile JSON, validated by the profile module
+  version    INTEGER NOT NULL CHECK (version >= 1),
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+
+-- Every create/update/delete of a profile; no foreign key, so history outlives the profile.
+-- Versions keep counting across delete and re-create, so (name, version) is unique.
+CREATE TABLE profile_history (
+  id         INTEGER PRIMARY KEY,
+  name       TEXT NOT NULL,
+  version    INTEGER NOT NULL,
+  document   TEXT NOT NULL,          -- for 'delete': the document that was deleted
+  change     TEXT NOT NULL CHECK (change IN ('create', 'update', 'delete')),
+  changed_at INTEGER NOT NULL,
+  UNIQUE (name, version)
+);
+
+CREATE TABLE devices (
+  id             INTEGER PRIMARY KEY,
+  endpoint       BLOB NOT NULL UNIQUE,
+  profile        TEXT NOT NULL REFERENCES profiles (name) ON UPDATE RESTRICT ON DELETE RESTRICT,
+  auth           TEXT NOT NULL CHECK (auth IN ('none', 'psk', 'rpk', 'x509')),
+  psk_identity   BLOB,
+  psk_key_enc    BLOB,
+  rpk_public_key BLOB,               -- SubjectPublicKeyInfo DER, normalized (uncompressed point)
+  x509_cert      BLOB,               -- certificate DER
+  x509_cn        TEXT,               -- subject CN of x509_cert, for matching
+  x509_san       TEXT,               -- subjectAltName entries of x509_cert, one per line ("DNS:x")
+  enrolled_by    TEXT NOT NULL CHECK (enrolled_by IN ('cli', 'import', 'zero-touch')),
+  created_at     INTEGER NOT NULL,
+  CHECK ((auth = 'psk') = (psk_identity IS NOT NULL AND psk_key_enc IS NOT NULL)),
+  CHECK ((auth = 'rpk') = (rpk_public_key IS NOT NULL)),
+  CHECK ((auth = 'x509') = (x509_cert IS NOT NULL)),
+  CHECK (auth = 'psk' OR (psk_identity IS NULL AND psk_key_enc IS NULL))
+);
+CREATE INDEX devices_profile ON devices (profile);
+CREATE UNIQUE INDEX devices_psk_identity ON devices (psk_identity) WHERE psk_identity IS NOT NULL;
+CREATE UNIQUE INDEX devices_rpk_public_key ON devices (rpk_public_key) WHERE rpk_public_key IS NOT NULL;
+CREATE UNIQUE INDEX devices_x509_cert ON devices (x509_cert) WHERE x509_cert IS NOT NULL;
+CREATE INDEX devices_x509_cn ON devices (x509_cn) WHERE x509_cn IS NOT NULL;
+
+-- Sessions keep the endpoint as bytes rather than a foreign key: the record of what happened
+-- must survive the removal of the device (and covers refused, unknown endpoints).
+CREATE TABLE sessions (
+  id               TEXT PRIMARY KEY,
+  endpoint         BLOB,             -- NULL when the request named none
+  peer             TEXT NOT NULL,    -- "address:port" of the client
+  security         TEXT NOT NULL CHECK (security IN ('nosec', 'psk', 'rpk', 'x509')),
+  profile          TEXT,             -- profile name used, when resolved
+  lwm2m_version    TEXT,
+  preferred_format INTEGER,          -- pct= of the Bootstrap-Request
+  content_format   INTEGER,          -- format actually used for the writes
+  started_at       INTEGER NOT NULL,
+  ended_at         INTEGER,
+  outcome          TEXT NOT NULL CHECK (outcome IN ('running', 'success', 'failure', 'cancelled')),
+  failure_cause    TEXT,
+  failure_detail   TEXT,
+  CHECK ((outcome = 'running') = (ended_at IS NULL))
+);
+CREATE INDEX sessions_endpoint_started ON sessions (endpoint, started_at);
+CREATE INDEX sessions_started ON sessions (started_at);
+CREATE INDEX sessions_outcome_started ON sessions (outcome, started_at);
+
+-- What was sent to the device and what came back. Never the payload: it carries secrets.
+CREATE TABLE session_requests (
+  session_id     TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+  seq            INTEGER NOT NULL,
+  method         TEXT NOT NULL,      -- operation, e.g. "DISCOVER", "WRITE", "DELETE", "FINISH"
+  path           TEXT NOT NULL,
+  content_format INTEGER,
+  payload_size   INTEGER NOT NULL CHECK (payload_size >= 0),
+  response_code  TEXT,               -- "2.04"; NULL when no answer came
+  response_size  INTEGER,
+  started_at     INTEGER NOT NULL,
+  duration_ms    INTEGER,
+  error          TEXT,               -- e.g. "timeout"
+  PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE credentials (
+  id                INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: ids are bound into the AAD
+  device_id         INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  short_server_id   INTEGER NOT NULL CHECK (short_server_id BETWEEN 1 AND 65534),
+  server_uri        TEXT NOT NULL,
+  mode              TEXT NOT NULL CHECK (mode IN ('psk', 'rpk', 'x509', 'nosec')),
+  psk_identity      BLOB,
+  psk_key_enc       BLOB,
+  public_key        BLOB,            -- client SPKI DER (rpk) or certificate DER (x509)
+  private_key_enc   BLOB,            -- client PKCS#8 DER, sealed
+  server_public_key BLOB,            -- server SPKI DER (rpk) or certificate DER (x509)
+  status            TEXT NOT NULL CHECK (status IN ('pending', 'active', 'retired')),
+  created_at        INTEGER NOT NULL,
+  activated_at      INTEGER,
+  retired_at        INTEGER,
+  session_id        TEXT REFERENCES sessions (id) ON DELETE SET NULL,
+  CHECK ((mode = 'psk') = (psk_identity IS NOT NULL AND psk_key_enc IS NOT NULL)),
+  CHECK (mode IN ('rpk', 'x509') OR (public_key IS NULL AND private_key_enc IS NULL AND server_public_key IS NULL)),
+  CHECK (mode NOT IN ('rpk', 'x509') OR public_key IS NOT NULL),
+  CHECK (mode = 'psk' OR (psk_identity IS NULL AND psk_key_enc IS NULL))
+);
+CREATE INDEX credentials_device_server ON credentials (device_id, short_server_id, status);
+CREATE INDEX credentials_psk_identity ON credentials (psk_identity) WHERE psk_identity IS NOT NULL AND status <> 'retired';
+CREATE INDEX credentials_public_key ON credentials (public_key) WHERE public_key IS NOT NULL AND status <> 'retired';
+CREATE INDEX credentials_session ON credentials (session_id) WHERE session_id IS NOT NULL;
+`;
+
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema', sql: INITIAL }];
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
