@@ -9,6 +9,29 @@
  *   2. `planBootstrap(input)` with the parsed Discover answer — Deletes, Writes of Security /0,
  *      Server /1, ACL /2 and OSCORE /21 instances, optional Bootstrap-Reads of /1 and /2, Finish.
  *
+ * How the session engine (next to come, src/bootstrap/) drives a session with this module, the
+ * store (src/store/) and the transport (src/coap/):
+ *   a. profile: the device's own, else `selectProfileByMatch(profiles, ep)` and
+ *      `enrollmentAllowed(profile, arrivedSecurity)`; none → 4.00 with a diagnostic payload;
+ *      a `pct` that `isBootstrapWriteFormat` refuses → 4.15. NON request → 4.00. Answer 2.04
+ *      with `res.send` before sending anything to the device.
+ *   b. `store.sessions.start(...)`; `generateCredentials(profile, ep)`; store each as pending
+ *      with `store.credentials.addPending({..., sessionId})` BEFORE the first Write.
+ *   c. `planDiscover`; parse the answer with `parseBootstrapDiscover` (carry on without it if it
+ *      fails); `planBootstrap({ profile, endpoint, lwm2mVersion?, pct?, discover?, registration,
+ *      credentials })`; a thrown `PlanError` → session failure with `.code` as the cause.
+ *   d. walk the steps one request at a time (`CoapNode.request` with a timeout and the session's
+ *      AbortSignal; a new /bs from the device aborts the old session): delete → DELETE, write →
+ *      PUT `codecFor(cf).encode(step.path, step.node)`, read → GET, finish → POST /bs. Formats
+ *      from `chooseContentFormat(profile, pct, reportedVersion)`; on 4.15 retry that write in
+ *      the next one. Log with `describeStep` only: steps marked `secret` never reach a log or the
+ *      store (`sessions.addRequest` records sizes and codes, not payloads).
+ *   e. Finish 2.04 → `store.credentials.activateForSession(id)` and `sessions.finish(id,
+ *      'success')`; 4.06 → failure 'inconsistent_configuration'; timeout → failure 'timeout'.
+ *   f. `GET /bspack`: `planBootstrapPack(...)`, encoded with
+ *      `compositeCodecFor(accept).encodeRecords(objects.flatMap((o) => nodeToRecords([o.id], o)))`.
+ *   g. at `serve` start: `store.sessions.markInterrupted()` (never from the CLI).
+ *
  * Decisions (see the README's bootstrap section):
  *  - Client version. Evidence: the Discover header (`lwm2m=`), a version the caller already
  *    knows, `pct` (only 1.1+ clients send it; 11544 means 1.2), and `ver=` on /0 or /1 in
