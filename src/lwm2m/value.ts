@@ -114,12 +114,15 @@ export function tryParseObjlnk(text: string): ObjLnk | undefined {
   return typeof l === 'string' ? undefined : l;
 }
 
-/** `21:1` → {21, 1}; throws CodecError `invalid` or `out_of_range` (see scanObjlnk). */
-export function parseObjlnk(text: string): ObjLnk {
+/**
+ * `21:1` → {21, 1}; throws CodecError `invalid` or `out_of_range` (see scanObjlnk), reported
+ * under the caller's format name and LwM2M path when given.
+ */
+export function parseObjlnk(text: string, format = 'value', path?: string): ObjLnk {
   const l = scanObjlnk(text);
   if (typeof l !== 'string') return l;
   const detail = l === 'invalid' ? 'is not "objectId:instanceId"' : 'has an ID beyond 65535';
-  throw new CodecError('value', l, `object link ${JSON.stringify(text.length > 40 ? text.slice(0, 40) + '…' : text)} ${detail}`);
+  throw new CodecError(format, l, `object link ${JSON.stringify(text.length > 40 ? text.slice(0, 40) + '…' : text)} ${detail}`, undefined, path);
 }
 
 /** The decimal ID in s[start, end) without surrounding whitespace: 1..5 digits, else -1. */

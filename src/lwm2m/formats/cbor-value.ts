@@ -119,13 +119,7 @@ function nullValue(format: string, path: Path): CodecError {
 }
 
 function objlnkValue(format: string, text: string, path: Path): Value {
-  try {
-    const l = parseObjlnk(text);
-    return V.objlnk(l.objectId, l.instanceId);
-  } catch (e) {
-    if (e instanceof CodecError) throw new CodecError(format, e.reason, `object link ${JSON.stringify(text)} is not "oid:iid" with IDs 0..65535`, undefined, formatPath(path));
-    throw e;
-  }
+  return { type: 'objlnk', value: parseObjlnk(text, format, formatPath(path)) };
 }
 
 function taggedValue(format: string, item: CborTag, type: ValueType | undefined, path: Path): Value {

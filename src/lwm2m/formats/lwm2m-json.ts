@@ -42,7 +42,7 @@ import { isDigit, isNumberStart, jsonFloat, jsonString, JsonReader } from '../js
 import type { ModelLookup } from '../model.js';
 import { checkNodeAtPath, type LeafRecord, type LwM2MNode, nodeToRecords, recordsToNode, type ResourceModelLookup } from '../node.js';
 import { formatPath, MAX_ID, type Path } from '../path.js';
-import { formatObjlnk, INT64_MAX, INT64_MIN, normInt, scanObjlnk, UINT64_MAX, V, type Value, type ValueType } from '../value.js';
+import { formatObjlnk, INT64_MAX, INT64_MIN, normInt, parseObjlnk, UINT64_MAX, V, type Value, type ValueType } from '../value.js';
 import { intValue, modelType, numberValue, typeMismatch } from './common.js';
 
 const MEDIA_TYPE = 'application/vnd.oma.lwm2m+json';
@@ -338,11 +338,7 @@ function resolvePath(format: string, base: readonly number[], hasBn: boolean, e:
 }
 
 function objlnkValue(format: string, text: string, path: Path): Value {
-  const l = scanObjlnk(text);
-  if (typeof l !== 'string') return { type: 'objlnk', value: l };
-  const quoted = JSON.stringify(text.length > 40 ? text.slice(0, 40) + '…' : text);
-  const detail = l === 'invalid' ? `object link ${quoted} is not "objectId:instanceId"` : `object link ${quoted} has an ID beyond 65535`;
-  throw new CodecError(format, l, detail, undefined, formatPath(path));
+  return { type: 'objlnk', value: parseObjlnk(text, format, formatPath(path)) };
 }
 
 /** Integer literal without a model: Integer while it fits int64, Unsigned up to 2^64-1. */

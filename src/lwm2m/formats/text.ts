@@ -177,15 +177,6 @@ function parseBoolean(text: string, path: Path): Value {
   }
 }
 
-function parseObjlnkText(text: string, path: Path): Value {
-  try {
-    return { type: 'objlnk', value: parseObjlnk(text) };
-  } catch (err) {
-    if (err instanceof CodecError) throw new CodecError(FORMAT, err.reason, err.message.replace(/^value: /, ''), undefined, formatPath(path));
-    throw err;
-  }
-}
-
 function parseValue(type: ValueType, payload: Uint8Array, path: Path): Value {
   if (type === 'opaque') return V.opaque(fromBase64Any(decodeUtf8(payload, path), FORMAT, formatPath(path)));
   const text = decodeUtf8(payload, path);
@@ -203,7 +194,7 @@ function parseValue(type: ValueType, payload: Uint8Array, path: Path): Value {
     case 'boolean':
       return parseBoolean(text, path);
     case 'objlnk':
-      return parseObjlnkText(text, path);
+      return { type: 'objlnk', value: parseObjlnk(text, FORMAT, formatPath(path)) };
   }
 }
 
