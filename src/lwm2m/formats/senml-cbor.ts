@@ -21,6 +21,7 @@ import {
   resolveLeafRecords,
   resolvePaths,
   SENML_MAX_DEPTH,
+  SenmlField,
   type SenmlCodec,
   type SenmlRecord,
   type SenmlSink,
@@ -74,46 +75,46 @@ function toRecord(index: number, m: CborItem): SenmlRecord {
     if (typeof k === 'number') {
       switch (k) {
         case L_BN:
-          bit = 1;
+          bit = SenmlField.bn;
           r.bn = textField(index, 'bn (-2)', x);
           break;
         case L_N:
-          bit = 2;
+          bit = SenmlField.n;
           r.n = textField(index, 'n (0)', x);
           break;
         case L_BT:
-          bit = 4;
+          bit = SenmlField.bt;
           r.bt = timeField(index, 'bt (-3)', x);
           break;
         case L_T:
-          bit = 8;
+          bit = SenmlField.t;
           r.t = timeField(index, 't (6)', x);
           break;
         case L_BV: {
-          bit = 16;
+          bit = SenmlField.bv;
           const { n, float } = numberField(index, 'bv (-5)', x);
           r.bv = n;
           r.bvFloat = float;
           break;
         }
         case L_V: {
-          bit = 32;
+          bit = SenmlField.v;
           const { n, float } = numberField(index, 'v (2)', x);
           r.v = n;
           r.vFloat = float;
           break;
         }
         case L_VS:
-          bit = 64;
+          bit = SenmlField.vs;
           r.vs = textField(index, 'vs (3)', x);
           break;
         case L_VB:
-          bit = 128;
+          bit = SenmlField.vb;
           if (typeof x !== 'boolean') throw fieldError(index, 'vb (4)', 'true or false', x);
           r.vb = x;
           break;
         case L_VD:
-          bit = 256;
+          bit = SenmlField.vd;
           if (!(x instanceof Uint8Array)) throw fieldError(index, 'vd (8)', 'a byte string', x);
           r.vd = x;
           break;
@@ -122,7 +123,7 @@ function toRecord(index: number, m: CborItem): SenmlRecord {
       }
     } else if (typeof k === 'string') {
       if (k === 'vlo') {
-        bit = 512;
+        bit = SenmlField.vlo;
         r.vlo = textField(index, '"vlo"', x);
       } else if (isMustUnderstand(k)) {
         throw new CodecError(FORMAT, 'invalid', `record ${index}: must-understand field ${JSON.stringify(k)} is not supported`);

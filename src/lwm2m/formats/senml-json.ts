@@ -26,6 +26,7 @@ import {
   resolveLeafRecords,
   resolvePaths,
   SENML_MAX_DEPTH,
+  SenmlField,
   type SenmlCodec,
   type SenmlRecord,
   type SenmlSink,
@@ -37,17 +38,6 @@ const FORMAT = 'senml-json';
 // Decoder
 
 // Bits for duplicate-field detection within one record.
-const F_BN = 1,
-  F_BT = 2,
-  F_BV = 4,
-  F_N = 8,
-  F_T = 16,
-  F_V = 32,
-  F_VS = 64,
-  F_VB = 128,
-  F_VD = 256,
-  F_VLO = 512;
-
 /** Parses a SenML JSON payload into raw records (no resolution yet). */
 export function parseSenmlJson(payload: Uint8Array): SenmlRecord[] {
   const r: JsonReader = JsonReader.fromBytes(FORMAT, payload, SENML_MAX_DEPTH);
@@ -77,45 +67,45 @@ function readRecord(r: JsonReader): SenmlRecord {
     let bit = 0;
     switch (key) {
       case 'bn':
-        bit = F_BN;
+        bit = SenmlField.bn;
         rec.bn = stringField(r, key);
         break;
       case 'n':
-        bit = F_N;
+        bit = SenmlField.n;
         rec.n = stringField(r, key);
         break;
       case 'bt':
-        bit = F_BT;
+        bit = SenmlField.bt;
         rec.bt = Number(numberField(r, key));
         break;
       case 't':
-        bit = F_T;
+        bit = SenmlField.t;
         rec.t = Number(numberField(r, key));
         break;
       case 'bv':
-        bit = F_BV;
+        bit = SenmlField.bv;
         rec.bv = numberField(r, key);
         rec.bvFloat = r.fraction;
         break;
       case 'v':
-        bit = F_V;
+        bit = SenmlField.v;
         rec.v = numberField(r, key);
         rec.vFloat = r.fraction;
         break;
       case 'vs':
-        bit = F_VS;
+        bit = SenmlField.vs;
         rec.vs = stringField(r, key);
         break;
       case 'vd':
-        bit = F_VD;
+        bit = SenmlField.vd;
         rec.vd = stringField(r, key);
         break;
       case 'vlo':
-        bit = F_VLO;
+        bit = SenmlField.vlo;
         rec.vlo = stringField(r, key);
         break;
       case 'vb': {
-        bit = F_VB;
+        bit = SenmlField.vb;
         const b = r.boolean();
         if (b === undefined) wrongType(r, key, 'true or false');
         rec.vb = b;

@@ -76,6 +76,12 @@ export function isMustUnderstand(key: string): boolean {
 }
 
 /** Deepest nesting the parsers accept: SenML needs 2 (pack → record); unknown fields get some room. */
+/**
+ * One bit per SenML field a record may carry, used by both readers to refuse a field given twice
+ * in one record (duplicate JSON keys, or the same CBOR label twice).
+ */
+export const SenmlField = { bn: 1, bt: 2, bv: 4, n: 8, t: 16, v: 32, vs: 64, vb: 128, vd: 256, vlo: 512 } as const;
+
 export const SENML_MAX_DEPTH = 16;
 
 // ---------------------------------------------------------------------------------------------
