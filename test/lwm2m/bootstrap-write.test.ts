@@ -8,22 +8,12 @@
 import { expect } from 'chai';
 import { codecFor, ContentFormat } from '../../src/lwm2m/formats/index.js';
 import { encodeTlv } from '../../src/lwm2m/formats/tlv.js';
-import { N, nodeEquals, type LwM2MNode } from '../../src/lwm2m/node.js';
+import { nodeEquals, type LwM2MNode } from '../../src/lwm2m/node.js';
 import type { Path } from '../../src/lwm2m/path.js';
-import { V } from '../../src/lwm2m/value.js';
 import { hex, toHex } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
+import { PSK_SECURITY_0_1 as security, PSK_SERVER_1_0 as server } from '../support/fixtures.js';
 
-const security = N.instance(1, [
-  N.resource(0, V.string('coaps://lwm2m.example.com:5684')),
-  N.resource(1, V.boolean(false)),
-  N.resource(2, V.integer(0)),
-  N.resource(3, V.opaque(new TextEncoder().encode('urn:imei:490154203237518'))),
-  N.resource(4, V.opaque(new Uint8Array(0))),
-  N.resource(5, V.opaque(hex('000102030405060708090A0B0C0D0E0F'))),
-  N.resource(10, V.integer(101)),
-]);
-const server = N.instance(0, [N.resource(0, V.integer(101)), N.resource(1, V.integer(86400)), N.resource(6, V.boolean(true)), N.resource(7, V.string('U'))]);
 
 const SEC: Path = [0, 1];
 const SRV: Path = [1, 0];

@@ -10,6 +10,7 @@ import { formatObjlnk, type Value, type ValueType, V, valueEquals, valueToString
 import { hex, id, instanceArb, nodeAtPath, toHex, VALUE_TYPES, valueOf } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
 import { codecError, uniformModel, expectNode } from '../support/expect.js';
+import { PSK_SECURITY_0_1 as securityInstance } from '../support/fixtures.js';
 
 function show(n: LwM2MNode): string {
   return JSON.stringify(nodeToRecords([n.id], n).map((r) => `${formatPath(r.path)}=${valueToString(r.value)}`));
@@ -59,15 +60,6 @@ const serverInstance = (iid: number, ssid: number, period: number, storing: bool
   ]);
 const serverObject = N.object(1, [serverInstance(0, 101, 300, true), serverInstance(1, 102, 600, false)]);
 
-const securityInstance = N.instance(1, [
-  N.resource(0, V.string('coaps://lwm2m.example.com:5684')),
-  N.resource(1, V.boolean(false)),
-  N.resource(2, V.integer(0)),
-  N.resource(3, V.opaque(new TextEncoder().encode('urn:imei:490154203237518'))),
-  N.resource(4, V.opaque(new Uint8Array(0))),
-  N.resource(5, V.opaque(hex('000102030405060708090A0B0C0D0E0F'))),
-  N.resource(10, V.integer(101)),
-]);
 
 const oma = N.resource(0, V.string('Open Mobile Alliance'));
 const errorCodes = N.multi(6, [

@@ -9,6 +9,7 @@ import { NULL_OBJLNK, V, type Value, valueEquals } from '../../src/lwm2m/value.j
 import { nodeAtPath, VALUE_TYPES } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
 import { codecError, uniformModel, expectNode } from '../support/expect.js';
+import { SPEC_DEVICE_0 as DEVICE_0 } from '../support/fixtures.js';
 
 const codec = lwm2mJsonCodec;
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -41,21 +42,6 @@ const READ_3_0_AS_PRINTED = `{"bn":"/3/0/","e":[{"n":"0","sv":"Open Mobile Allia
  {"n":"9","v":100},{"n":"10","v":15},{"n":"11/0","v":0},{"n":"13","v":1367491215},
  {"n":"14","sv":"+02:00"},{"n":"16","sv":"U"}]}`;
 
-const DEVICE_0 = N.instance(0, [
-  N.resource(0, V.string('Open Mobile Alliance')),
-  N.resource(1, V.string('Lightweight M2M Client')),
-  N.resource(2, V.string('345000123')),
-  N.resource(3, V.string('1.0')),
-  N.multi(6, [[0, V.integer(1)], [1, V.integer(5)]]),
-  N.multi(7, [[0, V.integer(3800)], [1, V.integer(5000)]]),
-  N.multi(8, [[0, V.integer(125)], [1, V.integer(900)]]),
-  N.resource(9, V.integer(100)),
-  N.resource(10, V.integer(15)),
-  N.multi(11, [[0, V.integer(0)]]),
-  N.resource(13, V.time(1367491215)),
-  N.resource(14, V.string('+02:00')),
-  N.resource(16, V.string('U')),
-]);
 
 describe('lwm2m/formats/lwm2m-json', () => {
   describe('codec identity', () => {

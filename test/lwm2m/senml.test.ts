@@ -11,6 +11,7 @@ import { NULL_OBJLNK, V, type Value, type ValueType, valueEquals } from '../../s
 import { anyValue, hex, id, nodeAtPath, toHex, VALUE_TYPES, valueOf } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
 import { codecError, uniformModel } from '../support/expect.js';
+import { SPEC_DEVICE_0 as device, PSK_SECURITY_0_1 as security } from '../support/fixtures.js';
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8');
@@ -51,21 +52,6 @@ function representable(node: LwM2MNode): boolean {
 // ---------------------------------------------------------------------------------------------
 // The device instance of formats.md §5.3 (Read /3/0)
 
-const device = N.instance(0, [
-  N.resource(0, V.string('Open Mobile Alliance')),
-  N.resource(1, V.string('Lightweight M2M Client')),
-  N.resource(2, V.string('345000123')),
-  N.resource(3, V.string('1.0')),
-  N.multi(6, [[0, V.integer(1)], [1, V.integer(5)]]),
-  N.multi(7, [[0, V.integer(3800)], [1, V.integer(5000)]]),
-  N.multi(8, [[0, V.integer(125)], [1, V.integer(900)]]),
-  N.resource(9, V.integer(100)),
-  N.resource(10, V.integer(15)),
-  N.multi(11, [[0, V.integer(0)]]),
-  N.resource(13, V.time(1367491215)),
-  N.resource(14, V.string('+02:00')),
-  N.resource(16, V.string('U')),
-]);
 
 // As printed in the digest; line breaks fall only between records.
 const READ_3_0_JSON = `[{"bn":"/3/0/","n":"0","vs":"Open Mobile Alliance"},
@@ -84,15 +70,6 @@ const READ_3_0_CBOR = hex(`
 36 03 61 55`);
 
 // Bootstrap-Write PUT /0/1 (formats.md §5.3, same values as TLV 3.5(d))
-const security = N.instance(1, [
-  N.resource(0, V.string('coaps://lwm2m.example.com:5684')),
-  N.resource(1, V.boolean(false)),
-  N.resource(2, V.integer(0)),
-  N.resource(3, V.opaque(utf8.encode('urn:imei:490154203237518'))),
-  N.resource(4, V.opaque(new Uint8Array(0))),
-  N.resource(5, V.opaque(Uint8Array.from({ length: 16 }, (_, i) => i))),
-  N.resource(10, V.integer(101)),
-]);
 
 const BS_WRITE_JSON =
   '[{"bn":"/0/1/","n":"0","vs":"coaps://lwm2m.example.com:5684"},{"n":"1","vb":false},{"n":"2","v":0},' +

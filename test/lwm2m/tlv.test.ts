@@ -17,6 +17,7 @@ import { type ResourceType, type Value, type ValueType, V, valueEquals } from '.
 import { hex, nodeAtPath, toHex, VALUE_TYPES } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
 import { expectCodecError, uniformModel, expectNode } from '../support/expect.js';
+import { SPEC_DEVICE_0 as deviceInstance, PSK_SECURITY_0_1 as securityInstance } from '../support/fixtures.js';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -83,30 +84,6 @@ C4 0D 51 82 42 8F
 C6 0E 2B 30 32 3A 30 30
 C1 10 55`;
 
-const deviceInstance = N.instance(0, [
-  N.resource(0, V.string('Open Mobile Alliance')),
-  N.resource(1, V.string('Lightweight M2M Client')),
-  N.resource(2, V.string('345000123')),
-  N.resource(3, V.string('1.0')),
-  N.multi(6, [
-    [0, V.integer(1)],
-    [1, V.integer(5)],
-  ]),
-  N.multi(7, [
-    [0, V.integer(3800)],
-    [1, V.integer(5000)],
-  ]),
-  N.multi(8, [
-    [0, V.integer(125)],
-    [1, V.integer(900)],
-  ]),
-  N.resource(9, V.integer(100)),
-  N.resource(10, V.integer(15)),
-  N.multi(11, [[0, V.integer(0)]]),
-  N.resource(13, V.time(1367491215)),
-  N.resource(14, V.string('+02:00')),
-  N.resource(16, V.string('U')),
-]);
 
 const ACL_HEX = `
 08 00 0E
@@ -144,15 +121,6 @@ C0 04
 C8 05 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F
 C1 0A 65`;
 
-const securityInstance = N.instance(1, [
-  N.resource(0, V.string('coaps://lwm2m.example.com:5684')),
-  N.resource(1, V.boolean(false)),
-  N.resource(2, V.integer(0)),
-  N.resource(3, V.opaque(ascii('urn:imei:490154203237518'))),
-  N.resource(4, V.opaque(new Uint8Array(0))),
-  N.resource(5, V.opaque(hex('000102030405060708090A0B0C0D0E0F'))),
-  N.resource(10, V.integer(101)),
-]);
 
 describe('TLV codec', () => {
   describe('codec objects', () => {
