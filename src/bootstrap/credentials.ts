@@ -12,6 +12,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { inspect } from 'node:util';
 import { p256 } from '@noble/curves/nist.js';
+import { bytesEqual, toBytes } from '../util/bytes.js';
 import type { Profile, SecuritySpec } from './profile.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -157,10 +158,6 @@ export function parseIdentityTemplate(template: string): TemplatePart[] {
 
 const utf8 = new TextEncoder();
 
-function endpointBytes(endpoint: string | Uint8Array): Uint8Array {
-  return typeof endpoint === 'string' ? utf8.encode(endpoint) : endpoint;
-}
-
 /** Expands an identity template to bytes. Throws CredentialError when the result is empty or too long. */
 export function expandIdentityTemplate(template: string, endpoint: string | Uint8Array, ssid?: number): Uint8Array {
   const chunks: Uint8Array[] = [];
@@ -170,7 +167,7 @@ export function expandIdentityTemplate(template: string, endpoint: string | Uint
         chunks.push(utf8.encode(p.text));
         break;
       case 'endpoint':
-        chunks.push(endpointBytes(endpoint));
+        chunks.push(toBytes(endpoint));
         break;
       case 'ssid':
         if (ssid === undefined) throw new CredentialError('the template uses {ssid} but no Short Server ID was given');
@@ -181,7 +178,7 @@ export function expandIdentityTemplate(template: string, endpoint: string | Uint
         break;
     }
   }
-  const identity = concat(chunks);
+  const identity: Uint8Array = Buffer.concat(chunks);
   if (identity.length === 0) throw new CredentialError('the PSK identity is empty (empty endpoint name?)');
   if (identity.length > MAX_PSK_IDENTITY) {
     throw new CredentialError(`the PSK identity is ${identity.length} bytes; clients need only support ${MAX_PSK_IDENTITY}`);
@@ -491,22 +488,4 @@ function fromHex(s: string): Uint8Array {
 
 function hex2(n: number): string {
   return n.toString(16).padStart(2, '0');
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }

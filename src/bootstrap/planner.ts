@@ -59,12 +59,12 @@ import { compareVersions, normaliseVersion } from '../lwm2m/model.js';
 import { N, type LwM2MObject, type ObjectInstance, type Resource } from '../lwm2m/node.js';
 import { formatPath, type Path } from '../lwm2m/path.js';
 import { V, type Value } from '../lwm2m/value.js';
+import { isUtf8 } from '../util/bytes.js';
 import type { GeneratedCredential, ProfileCredentials } from './credentials.js';
 import {
   bindingFor,
   FORMAT_VERSIONS,
   isBootstrapWriteFormat,
-  isUtf8,
   SECURITY_MODE_NUMBER,
   SERVER_RESOURCES,
   type BootstrapWriteFormat,

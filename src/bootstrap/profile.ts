@@ -17,7 +17,6 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { CodecError } from '../lwm2m/errors.js';
 import { formatPath, parsePath, type Path } from '../lwm2m/path.js';
 import {
-  bytesEqual,
   CredentialError,
   MAX_PSK_IDENTITY,
   MAX_PSK_KEY,
@@ -28,6 +27,7 @@ import {
   Secret,
   splitDer,
 } from './credentials.js';
+import { bytesEqual, hexToBytes as hexBytes, isUtf8 } from '../util/bytes.js';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -695,12 +695,6 @@ export function serverUriProblem(uri: string, mode: SecurityMode): string | unde
 }
 
 // --- Binary input
-
-function hexBytes(s: string): Uint8Array | undefined {
-  const clean = s.replace(/[\s:]/g, '');
-  if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean)) return undefined;
-  return new Uint8Array(Buffer.from(clean, 'hex'));
-}
 
 function base64Bytes(s: string): Uint8Array | undefined {
   const clean = s.replace(/\s/g, '');
@@ -1391,15 +1385,6 @@ export function profileWarnings(p: Profile): string[] {
   });
   if (p.bootstrapRead && !versionKnowable) w.push('bootstrapRead: sent only to clients known to be LwM2M 1.1+ (they sent pct); enable discoverBootstrapAccount to learn every client\'s version');
   return w;
-}
-
-export function isUtf8(b: Uint8Array): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(b);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { recordsToObjects } from '../lwm2m/node.js';
 import { DdfError, loadObjectRegistry } from '../lwm2m/ddf.js';
 import { codecByNameOrNumber, linkFormatCodec, nodeCodecs } from '../lwm2m/formats/index.js';
 import { formatPath, parsePath } from '../lwm2m/path.js';
+import { hexToBytes } from '../util/bytes.js';
 import { nodeToJson, nodeToLines, valueToJson } from './render.js';
 
 /** A failure the user can act on: printed as one line, exit code 1. */
@@ -19,9 +20,9 @@ function readPayload(opts: { hex?: string; file?: string; text?: string }): Uint
   const given = [opts.hex, opts.file, opts.text].filter((x) => x !== undefined).length;
   if (given > 1) throw new UsageError('give only one of --hex, --file, --text');
   if (opts.hex !== undefined) {
-    const clean = opts.hex.replace(/[\s:]/g, '');
-    if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean)) throw new UsageError('--hex must be pairs of hex digits');
-    return new Uint8Array(Buffer.from(clean, 'hex'));
+    const bytes = hexToBytes(opts.hex);
+    if (bytes === undefined) throw new UsageError('--hex must be pairs of hex digits');
+    return bytes;
   }
   if (opts.text !== undefined) return new Uint8Array(Buffer.from(opts.text, 'utf8'));
   const file = opts.file ?? '/dev/stdin';

@@ -6,7 +6,7 @@
  * PSK keys and private keys are sealed with the credential id and endpoint in their AAD.
  */
 import type { Statement } from 'better-sqlite3';
-import { describeBytes, toBytes } from './bytes.js';
+import { describeBytes, toBytes } from '../util/bytes.js';
 import type { StoreContext } from './context.js';
 import { StoreError } from './errors.js';
 import { checkPkcs8, endpointBytes, fingerprint, normalizeSpki, parseCertificate, pskIdentityBytes, pskKeyBytes } from './material.js';

@@ -3,7 +3,7 @@
  * bootstrap server. The bootstrap PSK key is sealed (secrets.ts) with the endpoint in its AAD.
  */
 import type { Statement } from 'better-sqlite3';
-import { describeBytes, toBytes } from './bytes.js';
+import { describeBytes, toBytes } from '../util/bytes.js';
 import type { StoreContext } from './context.js';
 import { paging } from './context.js';
 import { sqliteCode, StoreError } from './errors.js';

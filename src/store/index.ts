@@ -2,7 +2,7 @@
 export { openStore, SqliteStore, type OpenStoreOptions } from './store.js';
 export type * from './types.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
-export { bytesAsText, describeBytes, toBytes } from './bytes.js';
+export { bytesAsText, describeBytes, toBytes } from '../util/bytes.js';
 export { normalizeSpki, parseCertificate, fingerprint } from './material.js';
 export { SECRET_KEY_ENV, SECRET_KEY_FILE } from './secrets.js';
 export { DB_FILE } from './db.js';

@@ -3,7 +3,7 @@
  * however the key was encoded, and garbage is refused at enrollment rather than at handshake.
  */
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { toBytes } from './bytes.js';
+import { toBytes } from '../util/bytes.js';
 import { StoreError } from './errors.js';
 import type { Bytes } from './types.js';
 

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
-import { toBytes } from './bytes.js';
+import { toBytes } from '../util/bytes.js';
 import type { StoreContext } from './context.js';
 import { paging } from './context.js';
 import { sqliteCode, StoreError } from './errors.js';

@@ -1,6 +1,7 @@
 /**
- * Endpoint names and identities may be text or binary (design.md): the store keeps bytes, and
- * shows them as text when they are printable UTF-8, as hex otherwise.
+ * Byte helpers shared by the store, the bootstrap modules and the CLI. Endpoint names and
+ * identities may be text or binary (design.md): they are kept as bytes, and shown as text when
+ * they are printable UTF-8, as hex otherwise.
  */
 
 /** Text input is UTF-8 encoded; byte input is copied into a Buffer (sqlite binds Buffers as BLOBs). */
@@ -9,6 +10,30 @@ export function toBytes(v: string | Uint8Array): Buffer {
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** True when `b` is well-formed UTF-8. */
+export function isUtf8(b: Uint8Array): boolean {
+  try {
+    decoder.decode(b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Hex digits to bytes, allowing whitespace and `:` between them (`C8 00 14`, `c8:00:14`); undefined if malformed. */
+export function hexToBytes(s: string): Uint8Array | undefined {
+  const clean = s.replace(/[\s:]/g, '');
+  if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean)) return undefined;
+  return new Uint8Array(Buffer.from(clean, 'hex'));
+}
+
+/** Byte-wise equality. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** The bytes as text if they are valid UTF-8 without control characters, else undefined. */
 export function bytesAsText(b: Uint8Array): string | undefined {
