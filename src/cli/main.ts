@@ -11,10 +11,12 @@ import { DdfError, loadObjectRegistry } from '../lwm2m/ddf.js';
 import { codecByNameOrNumber, linkFormatCodec, nodeCodecs } from '../lwm2m/formats/index.js';
 import { formatPath, parsePath } from '../lwm2m/path.js';
 import { hexToBytes } from '../util/bytes.js';
+import { CredentialError } from '../bootstrap/credentials.js';
+import { ProfileError } from '../bootstrap/profile.js';
+import { StoreError } from '../store/errors.js';
+import { CliContext } from './context.js';
+import { UsageError, UserError } from './errors.js';
 import { nodeToJson, nodeToLines, valueToJson } from './render.js';
-
-/** A failure the user can act on: printed as one line, exit code 1. */
-class UserError extends Error {}
 
 function readPayload(opts: { hex?: string; file?: string; text?: string }): Uint8Array {
   const given = [opts.hex, opts.file, opts.text].filter((x) => x !== undefined).length;
@@ -33,8 +35,6 @@ function readPayload(opts: { hex?: string; file?: string; text?: string }): Uint
   }
 }
 
-class UsageError extends Error {}
-
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -43,6 +43,8 @@ export function buildProgram(): Command {
     .option('--data <dir>', 'data directory (overrides dataDir from the config)')
     .showHelpAfterError()
     .exitOverride();
+  const ctx = new CliContext(program);
+  void ctx; // commands in ./commands/ register here: registerXCommand(program, ctx);
 
   program
     .command('serve')
@@ -151,7 +153,7 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`lwbs: ${e.message}`);
       return 2;
     }
-    if (e instanceof UserError || e instanceof CodecError || e instanceof DdfError || e instanceof ConfigError) {
+    if (e instanceof UserError || e instanceof CodecError || e instanceof DdfError || e instanceof ConfigError || e instanceof StoreError || e instanceof ProfileError || e instanceof CredentialError) {
       console.error(`lwbs: ${e.message}`);
       return 1;
     }
