@@ -10,7 +10,7 @@ import { sqliteCode, StoreError } from './errors.js';
 import { endpointBytes, fingerprint, normalizeSpki, parseCertificate, pskIdentityBytes, pskKeyBytes } from './material.js';
 import { checkProfileName } from './profiles.js';
 import { purpose } from './secrets.js';
-import type { AddManyOptions, Bytes, DeviceAuth, DeviceListOptions, DeviceRecord, DeviceRepository, EnrolledBy, NewDevice } from './types.js';
+import type { AddManyOptions, Bytes, DeviceAuth, DeviceAuthInput, DeviceListOptions, DeviceRecord, DeviceRepository, EnrolledBy, NewDevice } from './types.js';
 
 const ENROLLED_BY: readonly EnrolledBy[] = ['cli', 'import', 'zero-touch'];
 
@@ -82,6 +82,7 @@ export class SqliteDevices implements DeviceRepository {
   readonly #count: Statement<[], { n: number }>;
   readonly #countByProfile: Statement<[string], { n: number }>;
   readonly #delete: Statement<[Buffer]>;
+  readonly #setAuth: Statement<[DeviceRow['auth'], Buffer | null, Buffer | null, Buffer | null, Buffer | null, string | null, string | null, Buffer]>;
   readonly #endpointOfPsk: Statement<[Buffer], { endpoint: Buffer }>;
   readonly #endpointOfRpk: Statement<[Buffer], { endpoint: Buffer }>;
   readonly #endpointOfCert: Statement<[Buffer], { endpoint: Buffer }>;
@@ -111,6 +112,9 @@ export class SqliteDevices implements DeviceRepository {
     this.#count = db.prepare('SELECT count(*) AS n FROM devices');
     this.#countByProfile = db.prepare('SELECT count(*) AS n FROM devices WHERE profile = ?');
     this.#delete = db.prepare('DELETE FROM devices WHERE endpoint = ?');
+    this.#setAuth = db.prepare(
+      'UPDATE devices SET auth = ?, psk_identity = ?, psk_key_enc = ?, rpk_public_key = ?, x509_cert = ?, x509_cn = ?, x509_san = ? WHERE endpoint = ?',
+    );
     this.#endpointOfPsk = db.prepare('SELECT endpoint FROM devices WHERE psk_identity = ?');
     this.#endpointOfRpk = db.prepare('SELECT endpoint FROM devices WHERE rpk_public_key = ?');
     this.#endpointOfCert = db.prepare('SELECT endpoint FROM devices WHERE x509_cert = ?');
@@ -146,7 +150,17 @@ export class SqliteDevices implements DeviceRepository {
       }
       knownProfiles?.add(profile);
     }
-    const auth = d.auth ?? { kind: 'none' };
+    const { auth, pskIdentity, pskKeyEnc, rpk, cert, cn, san } = this.#authColumns(endpoint, d.auth ?? { kind: 'none' });
+    try {
+      this.#insert.run(endpoint, profile, auth.kind, pskIdentity, pskKeyEnc, rpk, cert, cn, san, enrolledBy, now);
+    } catch (e) {
+      throw this.#explain(e, endpoint, pskIdentity, rpk, cert);
+    }
+    return endpoint;
+  }
+
+  /** The auth columns of a device: validated, normalized, the PSK key sealed to the endpoint. */
+  #authColumns(endpoint: Buffer, auth: DeviceAuthInput) {
     let pskIdentity: Buffer | null = null;
     let pskKeyEnc: Buffer | null = null;
     let rpk: Buffer | null = null;
@@ -173,12 +187,7 @@ export class SqliteDevices implements DeviceRepository {
       default:
         throw new StoreError('invalid', `auth.kind must be none, psk, rpk or x509, got ${JSON.stringify((auth as { kind: unknown }).kind)}`, 'auth');
     }
-    try {
-      this.#insert.run(endpoint, profile, auth.kind, pskIdentity, pskKeyEnc, rpk, cert, cn, san, enrolledBy, now);
-    } catch (e) {
-      throw this.#explain(e, endpoint, pskIdentity, rpk, cert);
-    }
-    return endpoint;
+    return { auth, pskIdentity, pskKeyEnc, rpk, cert, cn, san };
   }
 
   /** SQLite names the column of a failed UNIQUE constraint; turn that into a sentence. */
@@ -217,6 +226,20 @@ export class SqliteDevices implements DeviceRepository {
     this.#ctx.check();
     if (devices.length === 0) return 0;
     return this.#addManyTx(devices, options);
+  }
+
+  async setAuth(endpoint: Bytes, auth: DeviceAuthInput): Promise<DeviceRecord> {
+    this.#ctx.check();
+    const ep = endpointBytes(endpoint);
+    const c = this.#authColumns(ep, auth);
+    let changes: number;
+    try {
+      changes = this.#setAuth.run(c.auth.kind, c.pskIdentity, c.pskKeyEnc, c.rpk, c.cert, c.cn, c.san, ep).changes;
+    } catch (e) {
+      throw this.#explain(e, ep, c.pskIdentity, c.rpk, c.cert);
+    }
+    if (changes === 0) throw new StoreError('not_found', `device ${describeBytes(ep)} is not enrolled`, 'endpoint');
+    return toDevice(this.#byEndpoint.get(ep)!);
   }
 
   async get(endpoint: Bytes): Promise<DeviceRecord | undefined> {

@@ -8,3 +8,4 @@ export { SECRET_KEY_ENV, SECRET_KEY_FILE } from './secrets.js';
 export { DB_FILE } from './db.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { INTERRUPTED_CAUSE } from './sessions.js';
+export { REGISTRATION_SERVER_KEY } from './server-keys.js';

@@ -133,7 +133,46 @@ CREATE INDEX credentials_public_key ON credentials (public_key) WHERE public_key
 CREATE INDEX credentials_session ON credentials (session_id) WHERE session_id IS NOT NULL;
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema', sql: INITIAL }];
+/**
+ * Migration 2: named server key pairs, and profile documents sealed at rest.
+ *
+ * Profiles may carry static secrets (PSK keys, private keys, OSCORE master secrets), so their
+ * documents get the same AES-256-GCM sealing as the other `_enc` columns. A migration is pure SQL
+ * and sealing needs the secret key, so this is done in two steps:
+ *  1. here, `document_enc BLOB` is added to `profiles` and `profile_history`;
+ *  2. `openStore` (store.ts), once the key is verified, seals every row still in plaintext in one
+ *     transaction (`sealPlaintextProfiles` in profiles.ts). New rows are written sealed.
+ * A row is in exactly one of two states, enforced by a CHECK on the new column:
+ *   plaintext: document = the JSON, document_enc IS NULL   (only before step 2 ran)
+ *   sealed:    document = '',       document_enc = the sealed JSON
+ * Readers accept both, so a crash between the two steps (or in the middle of step 2, which is
+ * one transaction anyway) leaves every profile readable, and the next open finishes the job.
+ *
+ * Why '' rather than making `document` nullable: SQLite cannot relax NOT NULL in place, and the
+ * table rebuild it would take (create a copy, copy rows, drop, rename) is unsafe here: `devices`
+ * references `profiles (name)` with ON DELETE RESTRICT, and a migration runs inside a transaction,
+ * where foreign-key enforcement cannot be switched off for the DROP. '' is never a stored
+ * document (it is not JSON, and put() refuses it), so it cannot be mistaken for one.
+ */
+const SEALED_PROFILES_AND_SERVER_KEYS = `
+ALTER TABLE profiles ADD COLUMN document_enc BLOB CHECK ((document_enc IS NULL) = (document <> ''));
+ALTER TABLE profile_history ADD COLUMN document_enc BLOB CHECK ((document_enc IS NULL) = (document <> ''));
+
+-- The server's own key pairs by role, e.g. 'registration': its public key goes into each device's
+-- Security instance (res 4) for an rpk hand-off; the DTLS server signs with the private key.
+CREATE TABLE server_keys (
+  id              INTEGER PRIMARY KEY,
+  name            TEXT NOT NULL UNIQUE,
+  public_key      BLOB NOT NULL,     -- SubjectPublicKeyInfo DER, normalized (uncompressed point)
+  private_key_enc BLOB NOT NULL,     -- PKCS#8 DER, sealed; AAD binds it to the name and public key
+  created_at      INTEGER NOT NULL   -- when this pair was made (a rotation sets it anew)
+);
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial schema', sql: INITIAL },
+  { version: 2, name: 'server key pairs, sealed profile documents', sql: SEALED_PROFILES_AND_SERVER_KEYS },
+];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,5 +1,5 @@
 /**
- * The Store facade: one SQLite connection, the secret key, and the four repositories.
+ * The Store facade: one SQLite connection, the secret key, and the repositories.
  *
  *   const store = await openStore({ dataDir: cfg.dataDir });
  *   await store.profiles.put('meters', json);
@@ -16,8 +16,9 @@ import { StoreContext } from './context.js';
 import { closeDatabase, DB_FILE, openDatabase, type Db, type OpenDatabaseOptions } from './db.js';
 import { SqliteDevices } from './devices.js';
 import { StoreError } from './errors.js';
-import { SqliteProfiles } from './profiles.js';
+import { sealPlaintextProfiles, SqliteProfiles } from './profiles.js';
 import { loadSecretKey, purpose, SecretBox, SECRET_KEY_ENV, SECRET_KEY_FILE, type KeySource } from './secrets.js';
+import { SqliteServerKeys } from './server-keys.js';
 import { SqliteSessions } from './sessions.js';
 import type { Store } from './types.js';
 
@@ -40,6 +41,7 @@ export class SqliteStore implements Store {
   readonly devices: SqliteDevices;
   readonly credentials: SqliteCredentials;
   readonly sessions: SqliteSessions;
+  readonly serverKeys: SqliteServerKeys;
   readonly location: string;
   /** Where the secret key came from: `env`, `file`, `created` (a new key file), or `option`. */
   readonly keySource: KeySource | 'option';
@@ -53,6 +55,7 @@ export class SqliteStore implements Store {
     this.devices = new SqliteDevices(this.#ctx);
     this.credentials = new SqliteCredentials(this.#ctx);
     this.sessions = new SqliteSessions(this.#ctx);
+    this.serverKeys = new SqliteServerKeys(this.#ctx);
   }
 
   async close(): Promise<void> {
@@ -107,6 +110,15 @@ export async function openStore(options: OpenStoreOptions): Promise<SqliteStore>
         undefined,
         { cause: e },
       );
+    }
+    // Profiles stored before migration 2 are still plaintext: seal them now that the key is known
+    // to be the right one (see migrations.ts, migration 2). A no-op once done.
+    try {
+      sealPlaintextProfiles(db, box);
+    } catch (e) {
+      if (e instanceof StoreError) throw e;
+      // Rolled back as a whole: every profile is still readable, and the next open tries again.
+      throw new StoreError('schema', `cannot seal the plaintext profile documents in ${location}: ${(e as Error).message}`, undefined, undefined, { cause: e });
     }
     return new SqliteStore(db, box, location, source, options.now ?? Date.now);
   } catch (e) {

@@ -8,7 +8,7 @@
  *   Use `bytesAsText` / `describeBytes` (bytes.ts) to show them.
  * - Times are integer milliseconds since the epoch.
  * - Listing and lookups never return secret material; secrets come only from methods that say
- *   so (`findByPskIdentity`, `revealPskKey`, `credentials.revealSecrets`).
+ *   so (`findByPskIdentity`, `revealPskKey`, `credentials.revealSecrets`, `serverKeys.revealPrivateKey`).
  * - Errors a caller can act on are `StoreError` (errors.ts) with a code and a message naming the
  *   field and value.
  */
@@ -136,6 +136,11 @@ export interface DeviceRepository {
   count(options?: { readonly profile?: string }): Promise<number>;
   /** The decrypted bootstrap PSK key (CLI `--show-secrets`); undefined if not a PSK device. */
   revealPskKey(endpoint: Bytes): Promise<Buffer | undefined>;
+  /**
+   * Replaces how the device authenticates to the bootstrap server (after a session wrote it a new
+   * bootstrap account with generated credentials). `duplicate` / `not_found` as for `add`.
+   */
+  setAuth(endpoint: Bytes, auth: DeviceAuthInput): Promise<DeviceRecord>;
   /** Removes the device and its credentials (sessions are kept). `not_found` if unknown. */
   remove(endpoint: Bytes): Promise<void>;
 }
@@ -346,6 +351,46 @@ export interface SessionRepository {
   prune(before: number): Promise<number>;
 }
 
+// ---------------------------------------------------------------- server keys
+
+/** A key pair of the server itself (input form; the private key in clear). */
+export interface ServerKeyPairInput {
+  /** SubjectPublicKeyInfo DER (any valid encoding; stored normalized). */
+  readonly publicKey: Uint8Array;
+  /** PKCS#8 DER; must belong to `publicKey`. */
+  readonly privateKey: Uint8Array;
+}
+
+/** A server key pair as listed: never the private key. */
+export interface ServerKeyRecord {
+  /** The role, e.g. `registration`. */
+  readonly name: string;
+  /** SubjectPublicKeyInfo DER, normalized (an EC point uncompressed). */
+  readonly publicKey: Buffer;
+  /** When this pair was stored (a rotation sets it anew). */
+  readonly createdAt: number;
+}
+
+export interface ServerKeyRepository {
+  /**
+   * The pair named `name`, created with `generate()` when there is none yet (`created: true`).
+   * Race-safe across processes: when two create at once, both get the one that was stored first
+   * (the other's `generate()` result is dropped). The store does not generate keys itself;
+   * pass e.g. a wrapper of `generateRpkKeyPair` (bootstrap/credentials.ts).
+   */
+  getOrCreate(name: string, generate: () => ServerKeyPairInput): Promise<ServerKeyRecord & { readonly created: boolean }>;
+  get(name: string): Promise<ServerKeyRecord | undefined>;
+  /** Sorted by name. */
+  list(): Promise<ServerKeyRecord[]>;
+  /** The decrypted PKCS#8 DER private key (for the DTLS server, or `--show-secrets`); undefined if unknown. */
+  revealPrivateKey(name: string): Promise<Buffer | undefined>;
+  /**
+   * Rotation: replaces the pair of an existing name (`not_found` otherwise) and returns the new
+   * record. Devices holding the old public key must be bootstrapped again.
+   */
+  replace(name: string, pair: ServerKeyPairInput): Promise<ServerKeyRecord>;
+}
+
 // ---------------------------------------------------------------- the facade
 
 export interface Store {
@@ -353,6 +398,7 @@ export interface Store {
   readonly devices: DeviceRepository;
   readonly credentials: CredentialRepository;
   readonly sessions: SessionRepository;
+  readonly serverKeys: ServerKeyRepository;
   /** Where the data lives (for messages). */
   readonly location: string;
   close(): Promise<void>;
