@@ -246,6 +246,15 @@ export function keyPairFromScalar(scalar: Uint8Array): P256KeyPair {
 }
 
 /** A generated RPK credential for the Security object. */
+/**
+ * A fresh P-256 key pair for one of this lwbs's own servers, in the form the store keeps
+ * (`store.serverKeys.getOrCreate(name, generateServerKeyPair)`).
+ */
+export function generateServerKeyPair(): { publicKey: Uint8Array; privateKey: Uint8Array } {
+  const kp = generateRpkKeyPair();
+  return { publicKey: kp.spki, privateKey: kp.pkcs8.reveal() };
+}
+
 export function generateRpk(): RpkCredential {
   const kp = generateRpkKeyPair();
   return { mode: 'rpk', publicKey: kp.spki, privateKey: kp.pkcs8 };

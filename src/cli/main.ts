@@ -1,9 +1,9 @@
 /**
  * The `lwbs` command. Exit codes: 0 ok, 1 failure, 2 usage error.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { ConfigError } from '../config/config.js';
 import { isComposite } from '../lwm2m/codec.js';
 import { CodecError } from '../lwm2m/errors.js';
 import { recordsToObjects } from '../lwm2m/node.js';
@@ -14,7 +14,9 @@ import { hexToBytes } from '../util/bytes.js';
 import { CredentialError } from '../bootstrap/credentials.js';
 import { ProfileError } from '../bootstrap/profile.js';
 import { StoreError } from '../store/errors.js';
+import { registerServeCommand } from './commands/serve.js';
 import { CliContext } from './context.js';
+import { registerKeysCommand } from './commands/keys.js';
 import { UsageError, UserError } from './errors.js';
 import { nodeToJson, nodeToLines, valueToJson } from './render.js';
 
@@ -44,20 +46,9 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   const ctx = new CliContext(program);
-  void ctx; // commands in ./commands/ register here: registerXCommand(program, ctx);
+  registerKeysCommand(program, ctx);
 
-  program
-    .command('serve')
-    .description('start the bootstrap and registration servers')
-    .option('-c, --config <file>', 'config file merged over config/default.json')
-    .action(async (opts: { config?: string }) => {
-      const cfg = loadConfig({ file: opts.config, dataDir: (program.opts() as { data?: string }).data });
-      const reg = await loadObjectRegistry([...cfg.objectDirs]);
-      mkdirSync(cfg.dataDir, { recursive: true });
-      console.log(`lwbs: configuration OK; data directory ${cfg.dataDir}; ${reg.all().length} object definitions loaded`);
-      // The protocol servers arrive with the bootstrap (#3) and registration (#4) issues.
-      throw new UserError('this build has no bootstrap or registration server yet: only the data layer (codecs, object model) and the CLI tools');
-    });
+  registerServeCommand(program, ctx);
 
   const objects = program.command('objects').description('the LwM2M object model (DDF XML definitions)');
   objects

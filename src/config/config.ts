@@ -15,7 +15,14 @@ export interface ListenAddress {
 export interface Config {
   readonly dataDir: string;
   readonly objectDirs: readonly string[];
-  readonly bootstrap: { readonly coap: ListenAddress | null; readonly coaps: ListenAddress | null };
+  readonly bootstrap: {
+    readonly coap: ListenAddress | null;
+    readonly coaps: ListenAddress | null;
+    /** Give up on one request to a device after this many seconds (CoAP's MAX_TRANSMIT_WAIT is 93). */
+    readonly requestTimeoutSeconds: number;
+    /** Give up on a whole bootstrap session after this many seconds. */
+    readonly sessionTimeoutSeconds: number;
+  };
   readonly registration: {
     readonly coap: ListenAddress | null;
     readonly coaps: ListenAddress | null;
@@ -76,6 +83,12 @@ function str(field: string, v: Json | undefined, check?: (s: string) => boolean,
   return v;
 }
 
+/** A positive number of seconds (fractions allowed), at most a day. */
+function seconds(field: string, v: Json | undefined): number {
+  if (typeof v !== 'number' || !(v > 0) || v > 86_400) throw new ConfigError(`${field} must be a number of seconds in (0, 86400], got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function obj(field: string, v: Json | undefined): Record<string, Json> {
   if (!isObject(v)) throw new ConfigError(`${field} must be an object, got ${JSON.stringify(v)}`);
   return v;
@@ -101,7 +114,12 @@ export function validateConfig(raw: Json, baseDir: string): Config {
   return {
     dataDir: abs(dataDir),
     objectDirs: (objectDirsRaw as string[]).map(abs),
-    bootstrap: { coap: parseListen('bootstrap.coap', bs.coap), coaps: parseListen('bootstrap.coaps', bs.coaps) },
+    bootstrap: {
+      coap: parseListen('bootstrap.coap', bs.coap),
+      coaps: parseListen('bootstrap.coaps', bs.coaps),
+      requestTimeoutSeconds: seconds('bootstrap.requestTimeoutSeconds', bs.requestTimeoutSeconds ?? 93),
+      sessionTimeoutSeconds: seconds('bootstrap.sessionTimeoutSeconds', bs.sessionTimeoutSeconds ?? 300),
+    },
     registration: {
       coap: parseListen('registration.coap', rs.coap),
       coaps: parseListen('registration.coaps', rs.coaps),

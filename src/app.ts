@@ -1,0 +1,89 @@
+/**
+ * The composition root: from a validated configuration to running servers over one store.
+ * `lwbs serve` calls `startApp` and `app.close()` on SIGINT/SIGTERM; tests and benchmarks use it
+ * the same way with port 0.
+ */
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { generateServerKeyPair } from './bootstrap/credentials.js';
+import { BootstrapServer, type SessionEnd } from './bootstrap/server.js';
+import type { TransmissionParams } from './coap/coap-node.js';
+import type { Config } from './config/config.js';
+import { loadObjectRegistry } from './lwm2m/ddf.js';
+import { REGISTRATION_SERVER_KEY } from './store/server-keys.js';
+import { openStore, type SqliteStore } from './store/store.js';
+import { silentLogger, type Logger } from './util/log.js';
+
+export interface AppOptions {
+  readonly log?: Logger;
+  /** CoAP timers (tests use short ones). */
+  readonly transmission?: Partial<TransmissionParams>;
+  /** Store environment (LWBS_SECRET_KEY); default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly onSessionEnd?: (e: SessionEnd) => void;
+}
+
+export interface App {
+  readonly store: SqliteStore;
+  readonly bootstrap: BootstrapServer;
+  /** Bound addresses, by listener name (`bootstrap.coap`). */
+  readonly addresses: ReadonlyMap<string, AddressInfo>;
+  close(): Promise<void>;
+}
+
+export async function startApp(config: Config, opts: AppOptions = {}): Promise<App> {
+  const log = opts.log ?? silentLogger;
+  // Fails early on a broken objects folder; the registry itself serves the registration server (issue 4).
+  const registry = await loadObjectRegistry([...config.objectDirs]);
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = await openStore({ dataDir: config.dataDir, ...(opts.env ? { env: opts.env } : {}) });
+  const addresses = new Map<string, AddressInfo>();
+  let bootstrap: BootstrapServer | undefined;
+  try {
+    if (store.keySource === 'created') {
+      log.warn('created a new secret key for the database; back it up, or set LWBS_SECRET_KEY', { file: `${config.dataDir}/secret.key` });
+    }
+    const interrupted = await store.sessions.markInterrupted();
+    if (interrupted > 0) log.warn('bootstrap sessions cut off by the previous run marked as failed', { count: interrupted, cause: 'interrupted' });
+
+    // The registration server's key pair: its public key goes to devices handed off with rpk.
+    const regKey = await store.serverKeys.getOrCreate(REGISTRATION_SERVER_KEY, generateServerKeyPair);
+    if (regKey.created) log.info('created the registration server key pair', { name: REGISTRATION_SERVER_KEY });
+    bootstrap = new BootstrapServer({
+      store,
+      registration: { coap: config.registration.publicUri.coap, coaps: config.registration.publicUri.coaps, publicKey: regKey.publicKey },
+      log,
+      requestTimeoutMs: config.bootstrap.requestTimeoutSeconds * 1000,
+      sessionTimeoutMs: config.bootstrap.sessionTimeoutSeconds * 1000,
+      ...(opts.onSessionEnd ? { onSessionEnd: opts.onSessionEnd } : {}),
+    });
+    if (config.bootstrap.coap) {
+      const node = await bootstrap.listen({ ...config.bootstrap.coap, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
+      addresses.set('bootstrap.coap', node.address());
+    }
+    if (config.bootstrap.coaps) log.warn('bootstrap.coaps is configured, but this build has no DTLS yet: not listening', { listen: `${config.bootstrap.coaps.host}:${config.bootstrap.coaps.port}` });
+    if (config.registration.coap || config.registration.coaps) log.warn('this build has no registration server yet: registration listeners not started');
+    log.info('lwbs started', {
+      dataDir: config.dataDir,
+      objects: registry.all().length,
+      ...Object.fromEntries([...addresses].map(([k, a]) => [k, a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`])),
+    });
+  } catch (e) {
+    await bootstrap?.close();
+    await store.close();
+    throw e;
+  }
+  const bs = bootstrap;
+  let closing: Promise<void> | undefined;
+  return {
+    store,
+    bootstrap: bs,
+    addresses,
+    close: () =>
+      (closing ??= (async () => {
+        await bs.close();
+        await store.close();
+        log.info('lwbs stopped');
+      })()),
+  };
+}

@@ -1,0 +1,239 @@
+/**
+ * Who may bootstrap, and with which profile (bootstrap.md §2 steps 1–3, §13).
+ *
+ *  1. The endpoint: `ep`, else (LwM2M 1.1+) the DTLS identity — a PSK identity is the endpoint
+ *     name; for RPK/X.509 the device enrolled with that key or certificate is looked up.
+ *  2. A known device must arrive with the security it was enrolled with, and with exactly its
+ *     identity: a device enrolled with a PSK that calls over plain CoAP is refused, or anyone
+ *     could claim its name and be handed its credentials.
+ *  3. An unknown endpoint may enroll itself (zero-touch) through the profile whose `match`
+ *     pattern fits it best, if that profile allows the security it arrived with. The most
+ *     specific match decides; a refusal there does not fall back to a laxer, less specific one.
+ *
+ * Refusals are 4.00 on the wire with a deliberately generic diagnostic, so the bootstrap URI is
+ * not an oracle for which endpoints are enrolled; the precise cause goes to the session record
+ * and the log, where operators look.
+ */
+import type { PeerIdentity } from '../coap/endpoint.js';
+import { StoreError } from '../store/errors.js';
+import type { DeviceAuth, DeviceAuthInput, DeviceRecord, ProfileRepository, Store } from '../store/types.js';
+import { bytesAsText, bytesEqual, describeBytes } from '../util/bytes.js';
+import { enrollmentAllowed, parseProfileText, selectProfileByMatch, type Profile, type SecurityMode } from './profile.js';
+
+/** The bootstrap-channel security a request arrived with. */
+export function arrivedSecurity(identity: PeerIdentity | undefined): SecurityMode {
+  return identity === undefined ? 'nosec' : identity.type;
+}
+
+export type RefusalCause =
+  /** No `ep` and no identity to take it from. */
+  | 'no_endpoint'
+  /** Unknown endpoint and no profile matches it. */
+  | 'unknown_endpoint'
+  /** A matching profile does not allow enrolling with this security. */
+  | 'enrollment_not_allowed'
+  /** Known device, wrong security or wrong identity. */
+  | 'unauthorized'
+  /** The device's profile is missing or no longer valid. */
+  | 'profile_unavailable';
+
+export interface Refusal {
+  readonly cause: RefusalCause;
+  /** For the log and the session record (may name the endpoint, never a secret). */
+  readonly detail: string;
+  /** The CoAP diagnostic payload: generic on purpose. */
+  readonly diagnostic: string;
+}
+
+export interface Admitted {
+  readonly endpoint: Buffer;
+  readonly device: DeviceRecord;
+  readonly profile: Profile;
+  /** True when this request enrolled the device (zero-touch). */
+  readonly enrolled: boolean;
+  readonly security: SecurityMode;
+}
+
+export type AdmissionResult = { readonly ok: true; readonly admitted: Admitted } | { readonly ok: false; readonly refusal: Refusal };
+
+const GENERIC_REFUSAL = 'not authorized to bootstrap: unknown endpoint or wrong credentials';
+
+function refused(cause: RefusalCause, detail: string, diagnostic = GENERIC_REFUSAL): AdmissionResult {
+  return { ok: false, refusal: { cause, detail, diagnostic } };
+}
+
+/** Whether a device's enrollment accepts the identity the request arrived with. */
+export function identityMatches(auth: DeviceAuth, identity: PeerIdentity | undefined): boolean {
+  switch (auth.kind) {
+    case 'none':
+      return identity === undefined;
+    case 'psk':
+      return identity?.type === 'psk' && bytesEqual(identity.identity, auth.identity);
+    case 'rpk':
+      return identity?.type === 'rpk' && bytesEqual(identity.publicKey, auth.publicKey);
+    case 'x509':
+      return identity?.type === 'x509' && bytesEqual(identity.certificate, auth.certificate);
+  }
+}
+
+/**
+ * Parsed profiles, cached. A device's profile is fetched by name on every request (one indexed
+ * read) and re-parsed only when its version changed, so `lwbs profile import` takes effect at
+ * once. The list used for zero-touch matching is refreshed at most every `listTtlMs`.
+ */
+export class ProfileCache {
+  readonly #repo: ProfileRepository;
+  readonly #listTtlMs: number;
+  readonly #now: () => number;
+  readonly #parsed = new Map<string, { version: number; profile: Profile | Error }>();
+  #list: { at: number; profiles: Profile[] } | undefined;
+
+  constructor(repo: ProfileRepository, opts: { listTtlMs?: number; now?: () => number } = {}) {
+    this.#repo = repo;
+    this.#listTtlMs = opts.listTtlMs ?? 1000;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  #parse(name: string, version: number, document: string): Profile | Error {
+    const hit = this.#parsed.get(name);
+    if (hit && hit.version === version) return hit.profile;
+    let profile: Profile | Error;
+    try {
+      profile = parseProfileText(document);
+    } catch (e) {
+      profile = e instanceof Error ? e : new Error(String(e));
+    }
+    this.#parsed.set(name, { version, profile });
+    return profile;
+  }
+
+  /** The profile, undefined if there is none, an Error if the stored document no longer parses. */
+  async get(name: string): Promise<Profile | Error | undefined> {
+    const rec = await this.#repo.get(name);
+    if (!rec) {
+      this.#parsed.delete(name);
+      return undefined;
+    }
+    return this.#parse(name, rec.version, rec.document);
+  }
+
+  /** Valid profiles that have `match` patterns. */
+  async matchable(): Promise<Profile[]> {
+    const now = this.#now();
+    if (this.#list && now - this.#list.at < this.#listTtlMs) return this.#list.profiles;
+    const all = await this.#repo.list();
+    const profiles: Profile[] = [];
+    for (const rec of all) {
+      const p = this.#parse(rec.name, rec.version, rec.document);
+      if (!(p instanceof Error) && p.match.length > 0) profiles.push(p);
+    }
+    this.#list = { at: now, profiles };
+    return profiles;
+  }
+
+  /** Forget the match list (after this process changed profiles). */
+  invalidate(): void {
+    this.#list = undefined;
+  }
+}
+
+/** Where the endpoint comes from when `ep` is absent (1.1+, bootstrap.md §2). */
+async function endpointFromIdentity(store: Store, identity: PeerIdentity | undefined): Promise<{ endpoint: Buffer; device?: DeviceRecord } | undefined> {
+  if (!identity) return undefined;
+  switch (identity.type) {
+    case 'psk': {
+      const found = await store.devices.findByPskIdentity(identity.identity);
+      return found ? { endpoint: found.device.endpoint, device: found.device } : { endpoint: Buffer.from(identity.identity) };
+    }
+    case 'rpk': {
+      const device = await store.devices.findByRpk(identity.publicKey);
+      return device ? { endpoint: device.endpoint, device } : undefined;
+    }
+    case 'x509': {
+      const device = await store.devices.findByCertificate(identity.certificate);
+      return device ? { endpoint: device.endpoint, device } : undefined;
+    }
+  }
+}
+
+/** Decides whether a Bootstrap-(Pack-)Request may proceed, enrolling a zero-touch device. */
+export async function admit(
+  store: Store,
+  profiles: ProfileCache,
+  request: { readonly endpoint?: Buffer; readonly identity?: PeerIdentity },
+): Promise<AdmissionResult> {
+  const security = arrivedSecurity(request.identity);
+  let endpoint = request.endpoint;
+  let device: DeviceRecord | undefined;
+  if (endpoint === undefined) {
+    const derived = await endpointFromIdentity(store, request.identity);
+    if (!derived) return refused('no_endpoint', 'no ep parameter and no authenticated identity to take the endpoint from', 'ep is required');
+    endpoint = derived.endpoint;
+    device = derived.device;
+  }
+  device ??= await store.devices.get(endpoint);
+  const ep = describeBytes(endpoint);
+
+  if (device) {
+    if (!identityMatches(device.auth, request.identity)) {
+      return refused('unauthorized', `${ep} is enrolled with ${device.auth.kind === 'none' ? 'no bootstrap security (plain CoAP)' : device.auth.kind} but arrived with ${describeArrival(request.identity)}`);
+    }
+    const profile = await profiles.get(device.profile);
+    if (profile === undefined) return refused('profile_unavailable', `${ep}: its profile ${JSON.stringify(device.profile)} does not exist`, 'no bootstrap configuration for this endpoint');
+    if (profile instanceof Error) return refused('profile_unavailable', `${ep}: its profile ${JSON.stringify(device.profile)} is invalid: ${profile.message}`, 'no bootstrap configuration for this endpoint');
+    return { ok: true, admitted: { endpoint, device, profile, enrolled: false, security } };
+  }
+
+  const name = bytesAsText(endpoint);
+  const match = name === undefined ? undefined : selectProfileByMatch(await profiles.matchable(), name);
+  if (!match) return refused('unknown_endpoint', `${ep} is not enrolled and no profile's match patterns fit it`);
+  if (!enrollmentAllowed(match.profile, security)) {
+    return refused(
+      'enrollment_not_allowed',
+      `${ep} matches ${JSON.stringify(match.pattern)} of profile ${match.profile.name}, which enrolls devices arriving with ${match.profile.enroll.allowSecurity.join(', ')}, not ${security}`,
+    );
+  }
+  const auth = enrollmentAuth(request.identity);
+  if (!auth) return refused('enrollment_not_allowed', `${ep}: a PSK device cannot enroll itself; add it with its key first`);
+  try {
+    device = await store.devices.add({ endpoint, profile: match.profile.name, auth, enrolledBy: 'zero-touch' });
+  } catch (e) {
+    // Two first requests of the same new device racing each other: the other one enrolled it.
+    if (!(e instanceof StoreError && e.code === 'duplicate')) throw e;
+    const again = await store.devices.get(endpoint);
+    if (!again || !identityMatches(again.auth, request.identity)) {
+      return refused('unauthorized', `${ep}: enrollment refused: ${e.message}`);
+    }
+    device = again;
+  }
+  return { ok: true, admitted: { endpoint, device, profile: match.profile, enrolled: true, security } };
+}
+
+/**
+ * How a zero-touch device is recorded: by the identity it proved. A PSK cannot enroll itself: the
+ * DTLS handshake needs the key before any request arrives, so a PSK device is always added with
+ * its key first (`lwbs device add --psk-identity ... --psk-key ...`).
+ */
+function enrollmentAuth(identity: PeerIdentity | undefined): DeviceAuthInput | undefined {
+  if (!identity) return { kind: 'none' };
+  switch (identity.type) {
+    case 'rpk':
+      return { kind: 'rpk', publicKey: identity.publicKey };
+    case 'x509':
+      return { kind: 'x509', certificate: identity.certificate };
+    case 'psk':
+      return undefined;
+  }
+}
+
+function describeArrival(identity: PeerIdentity | undefined): string {
+  if (!identity) return 'plain CoAP';
+  switch (identity.type) {
+    case 'psk':
+      return `PSK identity ${describeBytes(identity.identity)}`;
+    case 'rpk':
+      return 'a raw public key';
+    case 'x509':
+      return 'an X.509 certificate';
+  }
+}
