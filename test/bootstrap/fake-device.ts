@@ -33,6 +33,8 @@ export class FakeDevice {
   readonly requests: ServerRequest[] = [];
   /** How to answer a server request; default: 2.02 for DELETE, 2.05 for GET, 2.04 otherwise. */
   respond: (r: ServerRequest) => Answer = defaultAnswer;
+  /** Send every answer twice (a device, or a network, that duplicates datagrams). */
+  duplicateAnswers = false;
   private nextMid = 1000;
   private readonly seenMids = new Map<number, Buffer | undefined>();
 
@@ -83,6 +85,7 @@ export class FakeDevice {
     });
     this.seenMids.set(p.messageId, reply);
     this.raw.reply(rx, reply);
+    if (this.duplicateAnswers) this.raw.reply(rx, reply);
   }
 
   /**

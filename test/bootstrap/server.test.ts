@@ -316,6 +316,15 @@ describe('bootstrap server (scripted device over UDP)', function () {
       expect(ended[0]!.outcome).to.equal('success');
     });
 
+    it('is not confused by a device that answers every request twice', async () => {
+      device.duplicateAnswers = true;
+      await device.bootstrapRequest(port, 'urn:imei:358');
+      const [end] = await waitEnded();
+      expect(end!.outcome).to.equal('success');
+      expect(device.requests.map((r) => r.method)).to.deep.equal(['DELETE', 'DELETE', 'PUT', 'PUT', 'POST']);
+      expect((await store.sessions.get(end!.sessionId))?.requestCount).to.equal(5);
+    });
+
     it('takes the endpoint as bytes: a binary name is refused, recorded and shown as hex', async () => {
       const ans = await device.bootstrapRequest(port, Buffer.from([0x01, 0xff, 0x80]));
       expect(ans.code).to.equal('4.00');
