@@ -16,6 +16,9 @@ import { ProfileError } from '../bootstrap/profile.js';
 import { StoreError } from '../store/errors.js';
 import { registerServeCommand } from './commands/serve.js';
 import { CliContext } from './context.js';
+import { registerProfileCommand } from './commands/profile.js';
+import { registerDeviceCommand } from './commands/device.js';
+import { registerSessionsCommand } from './commands/sessions.js';
 import { registerKeysCommand } from './commands/keys.js';
 import { UsageError, UserError } from './errors.js';
 import { nodeToJson, nodeToLines, valueToJson } from './render.js';
@@ -46,6 +49,9 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   const ctx = new CliContext(program);
+  registerProfileCommand(program, ctx);
+  registerDeviceCommand(program, ctx);
+  registerSessionsCommand(program, ctx);
   registerKeysCommand(program, ctx);
 
   registerServeCommand(program, ctx);
