@@ -171,11 +171,16 @@ export class BootstrapServer {
     }
   }
 
-  /** Stores a session's generated credentials as pending, before anything carrying them is sent. */
+  /**
+   * Stores, as pending, what the session will give the device for this lwbs's registration
+   * server and for other servers with generated credentials, before anything carrying them is sent.
+   */
   async #storePending(sessionId: string, a: Admitted, credentials: ProfileCredentials, reg: RegistrationTarget): Promise<void> {
     for (const server of a.profile.servers) {
       const c = credentials.servers.get(server.shortServerId);
-      if (!c) continue;
+      // Hand-off over plain CoAP generates nothing, but the registration server still admits only
+      // devices provisioned for it: record that with a `nosec` credential.
+      if (!c && !(server.handOff && server.security.mode === 'nosec')) continue;
       const serverUri = server.handOff ? (server.security.mode === 'nosec' ? reg.coap : reg.coaps) : server.uri!;
       const serverPublicKey = server.security.mode === 'rpk' ? (server.handOff ? reg.publicKey : server.security.serverPublicKey) : undefined;
       const rec: NewCredential = {
@@ -183,7 +188,7 @@ export class BootstrapServer {
         shortServerId: server.shortServerId,
         serverUri,
         sessionId,
-        ...credentialFields(c),
+        ...(c ? credentialFields(c) : { mode: 'nosec' as const }),
         ...(serverPublicKey ? { serverPublicKey } : {}),
       };
       await this.#store.credentials.addPending(rec);

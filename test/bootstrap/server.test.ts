@@ -122,6 +122,9 @@ describe('bootstrap server (scripted device over UDP)', function () {
     const dev = await store.devices.get('urn:imei:351234');
     expect(dev?.profile).to.equal('meters');
     expect(dev?.enrolledBy).to.equal('zero-touch');
+    // The registration server will admit it over plain CoAP: a nosec credential, active after Finish.
+    const creds = await store.credentials.listForDevice('urn:imei:351234');
+    expect(creds.map((c) => [c.mode, c.status, c.shortServerId, c.serverUri])).to.deep.equal([['nosec', 'active', 1, REG.coap]]);
     const s = await store.sessions.get(end!.sessionId);
     expect(s?.outcome).to.equal('success');
     expect(s?.requests.map((r) => `${r.method} ${r.path} ${r.responseCode}`)).to.deep.equal(['DELETE /0 2.02', 'DELETE /1 2.02', 'WRITE /0/1 2.04', 'WRITE /1/0 2.04', 'FINISH /bs 2.04']);
