@@ -20,6 +20,7 @@ import { registerProfileCommand } from './commands/profile.js';
 import { registerDeviceCommand } from './commands/device.js';
 import { registerSessionsCommand } from './commands/sessions.js';
 import { registerKeysCommand } from './commands/keys.js';
+import { registerSimulateCommand } from './commands/simulate.js';
 import { UsageError, UserError } from './errors.js';
 import { nodeToJson, nodeToLines, valueToJson } from './render.js';
 
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
   registerDeviceCommand(program, ctx);
   registerSessionsCommand(program, ctx);
   registerKeysCommand(program, ctx);
+  registerSimulateCommand(program, ctx);
 
   registerServeCommand(program, ctx);
 
