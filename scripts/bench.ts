@@ -7,12 +7,16 @@
  * a ratio against a baseline measured in the same run: V8's native JSON.stringify + JSON.parse of
  * the same data as a plain object. A ratio of 1.0 means "as fast as native JSON".
  *
- * Options: --quick (shorter runs), --filter TEXT (only cases whose name contains TEXT),
- *          --json FILE (also write the results as JSON).
+ * Sessions (bench-bootstrap.ts): bootstrap sessions per second end to end over UDP, against a
+ * baseline of plain CoAP round trips measured in the same run.
+ *
+ * Options: --quick (shorter runs), --filter TEXT (only cases whose name contains TEXT; `session`
+ *          selects the session benchmark), --json FILE (also write the results as JSON).
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { loadObjectRegistry } from '../src/lwm2m/ddf.js';
+import { benchBootstrap } from './bench-bootstrap.js';
 import { codecFor, nodeCodecs } from '../src/lwm2m/formats/index.js';
 import { N, type LwM2MNode } from '../src/lwm2m/node.js';
 import type { Path } from '../src/lwm2m/path.js';
@@ -119,7 +123,18 @@ async function main(): Promise<void> {
   for (const r of results) {
     console.log(`${r.name.padEnd(width)}  ${fmt(r.opsPerSec).padStart(12)}  ${r.nsPerOp.toFixed(0).padStart(9)}  ${r.ratio.toFixed(2).padStart(10)}`);
   }
-  if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ date: new Date().toISOString(), node: process.version, baselineOpsPerSec: baselineOps, results }, null, 2));
+  let sessions: Awaited<ReturnType<typeof benchBootstrap>> | undefined;
+  if (!filter || 'bootstrap session'.includes(filter) || filter === 'session') {
+    sessions = await benchBootstrap({ quick });
+    console.log('');
+    console.log(`baseline: CoAP round trips (CON GET → 2.05) over UDP on 127.0.0.1, same concurrency: ${fmt(sessions.baselinePerSec)} /s`);
+    for (const r of sessions.results) {
+      console.log(`${r.name.padEnd(width)}  ${fmt(r.perSec).padStart(12)}/s  ${r.ratio.toFixed(3).padStart(7)} × baseline  (${r.detail})`);
+    }
+  }
+  if (jsonOut) {
+    writeFileSync(jsonOut, JSON.stringify({ date: new Date().toISOString(), node: process.version, baselineOpsPerSec: baselineOps, results, sessions }, null, 2));
+  }
 }
 
 function fmt(n: number): string {
