@@ -50,13 +50,12 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   const ctx = new CliContext(program);
+  registerServeCommand(program, ctx);
   registerProfileCommand(program, ctx);
   registerDeviceCommand(program, ctx);
   registerSessionsCommand(program, ctx);
   registerKeysCommand(program, ctx);
   registerSimulateCommand(program, ctx);
-
-  registerServeCommand(program, ctx);
 
   const objects = program.command('objects').description('the LwM2M object model (DDF XML definitions)');
   objects
