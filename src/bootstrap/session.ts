@@ -49,7 +49,7 @@ export interface SessionResult {
   /** Failure or cancellation cause (`timeout`, `write_refused`, `inconsistent_configuration`, `superseded`...). */
   readonly cause?: string;
   readonly detail?: string;
-  /** Whether a write carrying generated credentials was sent (the device may hold them). */
+  /** Whether a write handing over a server account (its Security instance) was sent: the device may hold it. */
   readonly credentialsSent: boolean;
 }
 
@@ -95,12 +95,12 @@ export async function runSession(ctx: SessionContext): Promise<SessionResult> {
   });
 
   /** One request, recorded; a transport failure or abort becomes the session's result. */
-  const send = async (ex: Exchange, secret: boolean): Promise<Sent> => {
+  const send = async (ex: Exchange, handsOver: boolean): Promise<Sent> => {
     const startedAt = ctx.now();
     const payloadSize = ex.payload?.length ?? 0;
     const pathText = typeof ex.path === 'string' ? ex.path : formatPath(ex.path);
     const what = `${ex.method} ${pathText}`;
-    if (secret) credentialsSent = true;
+    if (handsOver) credentialsSent = true;
     try {
       const response = await ctx.node.request(ctx.peer, {
         method: ex.method,
@@ -207,7 +207,10 @@ export async function runSession(ctx: SessionContext): Promise<SessionResult> {
             if (++formatIndex >= formats.length) return end('failure', 'no_common_format', `${describeStep(step)} cannot be encoded in any format the client may accept`);
             continue;
           }
-          const r = await send({ method: 'PUT', op: 'WRITE', path: step.path, contentFormat: cf, payload }, step.secret);
+          // A Security write hands a server account over even without key material (nosec): once
+          // sent, the device may hold it, and its credential must stay usable.
+          const handsOver = step.secret || step.target === 'security' || step.target === 'bootstrapAccount';
+          const r = await send({ method: 'PUT', op: 'WRITE', path: step.path, contentFormat: cf, payload }, handsOver);
           if (!r.ok) return r.result;
           const code = r.response.code;
           if (code === '2.04') break;

@@ -178,6 +178,14 @@ describe('bootstrap server (scripted device over UDP)', function () {
     expect((await store.credentials.listForDevice('trk-0002')).map((c) => c.status)).to.deep.equal(['pending']);
   });
 
+  it('keeps the nosec hand-off credential pending when the Finish answer is lost, so the device can still register', async () => {
+    device.respond = (r) => (r.method === 'POST' ? 'silent' : r.method === 'DELETE' ? { code: '2.02' } : { code: '2.04' });
+    await device.bootstrapRequest(port, 'urn:imei:359');
+    const [end] = await waitEnded();
+    expect(end!.cause).to.equal('timeout');
+    expect((await store.credentials.listForDevice('urn:imei:359')).map((c) => [c.mode, c.status])).to.deep.equal([['nosec', 'pending']]);
+  });
+
   it('stops without Finish when a write is refused', async () => {
     device.respond = (r) => (r.method === 'PUT' && r.path === '/1/0' ? { code: '4.00' } : r.method === 'DELETE' ? { code: '2.02' } : { code: '2.04' });
     await device.bootstrapRequest(port, 'urn:imei:353');
