@@ -169,9 +169,66 @@ CREATE TABLE server_keys (
 );
 `;
 
+/**
+ * Migration 3: the registration server's registry.
+ *
+ * One row per registered endpoint (a new Register of an endpoint replaces its row), holding what
+ * the server needs to reach and manage the client: address, identity, version, binding, queue
+ * mode, lifetime, root path, formats and the object list. The object list, profile IDs and
+ * unknown query parameters are JSON text: they are read and written whole, never queried into.
+ * `expires_at` is indexed (NULL = never expires: lifetime 0 in LwM2M 1.2), so the expiry timer
+ * finds the next due registrations without reading any other row.
+ *
+ * `registration_events` is the history (like profile_history and sessions, no foreign key: it
+ * outlives the registration and covers refused requests of unknown endpoints).
+ */
+const REGISTRY = `
+CREATE TABLE registrations (
+  id              TEXT PRIMARY KEY,  -- random, URL-safe: the Location-Path rd/{id}
+  endpoint        BLOB NOT NULL UNIQUE,
+  -- The credential the client registered with; removing the device (and so its credentials)
+  -- removes its registration.
+  credential_id   INTEGER REFERENCES credentials (id) ON DELETE CASCADE,
+  address         TEXT NOT NULL,     -- where requests to the client go
+  port            INTEGER NOT NULL CHECK (port BETWEEN 0 AND 65535),
+  security        TEXT NOT NULL CHECK (security IN ('nosec', 'psk', 'rpk', 'x509')),
+  identity        BLOB,              -- PSK identity, SPKI DER or certificate DER; NULL for nosec
+  lwm2m_version   TEXT NOT NULL,
+  binding         TEXT NOT NULL,
+  queue_mode      INTEGER NOT NULL CHECK (queue_mode IN (0, 1)),
+  sms             TEXT,
+  lifetime        INTEGER NOT NULL CHECK (lifetime >= 0),  -- seconds; 0 = never expires
+  root_path       TEXT NOT NULL,     -- '/' or the alternate path ('/lwm2m')
+  content_formats TEXT,              -- JSON array of numbers (ct of the root link); NULL: none announced
+  objects         TEXT NOT NULL,     -- JSON: [{"id":3,"version":"1.1","instances":[0]}, ...]
+  profile_ids     TEXT,              -- JSON array of pid values (1.2); NULL: none
+  attributes      TEXT,              -- JSON object of unknown query parameters; NULL: none
+  registered_at   INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL,  -- last Register or Update
+  expires_at      INTEGER,           -- updated_at + lifetime; NULL = never
+  CHECK ((security = 'nosec') = (identity IS NULL)),
+  CHECK ((lifetime = 0) = (expires_at IS NULL))
+);
+CREATE INDEX registrations_expires ON registrations (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX registrations_credential ON registrations (credential_id);
+
+CREATE TABLE registration_events (
+  id              INTEGER PRIMARY KEY,
+  endpoint        BLOB,              -- NULL when a refused request named none
+  registration_id TEXT,
+  kind            TEXT NOT NULL CHECK (kind IN ('register', 'update', 'deregister', 'expire', 'replace', 'refused')),
+  at              INTEGER NOT NULL,
+  peer            TEXT,              -- "address:port" of the client
+  detail          TEXT
+);
+CREATE INDEX registration_events_endpoint ON registration_events (endpoint, id);
+CREATE INDEX registration_events_at ON registration_events (at);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sql: INITIAL },
   { version: 2, name: 'server key pairs, sealed profile documents', sql: SEALED_PROFILES_AND_SERVER_KEYS },
+  { version: 3, name: 'registration registry', sql: REGISTRY },
 ];
 
 /** The schema version this code writes. */

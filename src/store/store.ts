@@ -17,6 +17,7 @@ import { closeDatabase, DB_FILE, openDatabase, type Db, type OpenDatabaseOptions
 import { SqliteDevices } from './devices.js';
 import { StoreError } from './errors.js';
 import { sealPlaintextProfiles, SqliteProfiles } from './profiles.js';
+import { SqliteRegistry } from './registry.js';
 import { loadSecretKey, purpose, SecretBox, SECRET_KEY_ENV, SECRET_KEY_FILE, type KeySource } from './secrets.js';
 import { SqliteServerKeys } from './server-keys.js';
 import { SqliteSessions } from './sessions.js';
@@ -42,6 +43,7 @@ export class SqliteStore implements Store {
   readonly credentials: SqliteCredentials;
   readonly sessions: SqliteSessions;
   readonly serverKeys: SqliteServerKeys;
+  readonly registry: SqliteRegistry;
   readonly location: string;
   /** Where the secret key came from: `env`, `file`, `created` (a new key file), or `option`. */
   readonly keySource: KeySource | 'option';
@@ -56,6 +58,7 @@ export class SqliteStore implements Store {
     this.credentials = new SqliteCredentials(this.#ctx);
     this.sessions = new SqliteSessions(this.#ctx);
     this.serverKeys = new SqliteServerKeys(this.#ctx);
+    this.registry = new SqliteRegistry(this.#ctx);
   }
 
   async close(): Promise<void> {

@@ -391,6 +391,182 @@ export interface ServerKeyRepository {
   replace(name: string, pair: ServerKeyPairInput): Promise<ServerKeyRecord>;
 }
 
+// ---------------------------------------------------------------- registry
+
+/** How a registered client authenticated: `nosec` over plain CoAP, else the kind of its DTLS identity. */
+export type RegistrationSecurity = 'nosec' | 'psk' | 'rpk' | 'x509';
+
+/** One object a client announced in its Register/Update payload. */
+export interface RegisteredObjectEntry {
+  readonly id: number;
+  /** `ver=` of the object link, when the client sent one. */
+  readonly version?: string;
+  /** Instance IDs, ascending; empty for an object listed without instances (`</5>`). */
+  readonly instances: readonly number[];
+}
+
+export interface NewRegistration {
+  /** Default: 11 random URL-safe characters (64 bits). The Location-Path is `rd/{id}`. */
+  readonly id?: string;
+  readonly endpoint: Bytes;
+  /**
+   * The credential the client registered with (the hand-off). In the same transaction it is
+   * promoted: active if it was pending, and the device's other credentials for the same short
+   * server ID are retired (as `credentials.promote`). Refused (`invalid`) if it is retired or
+   * belongs to another endpoint, `not_found` if unknown. Absent: nothing is promoted.
+   */
+  readonly credentialId?: number;
+  /** Where requests to the client go (the source of the Register). */
+  readonly address: string;
+  readonly port: number;
+  readonly security: RegistrationSecurity;
+  /** The DTLS identity: PSK identity, SubjectPublicKeyInfo DER, or certificate DER; absent for nosec. */
+  readonly identity?: Uint8Array;
+  /** Enabler version, `1.0`, `1.1`, `1.2`. */
+  readonly lwm2mVersion: string;
+  readonly binding: string;
+  readonly queueMode: boolean;
+  readonly sms?: string;
+  /** Seconds; 0 = the registration never expires (LwM2M 1.2). */
+  readonly lifetime: number;
+  /** `/` (default) or the alternate root path (`/lwm2m`). */
+  readonly rootPath?: string;
+  /** `ct` of the root link; absent when the client announced none. */
+  readonly contentFormats?: readonly number[];
+  readonly objects: readonly RegisteredObjectEntry[];
+  /** `pid` values (LwM2M 1.2), recorded as sent. */
+  readonly profileIds?: readonly string[];
+  /** Query parameters the server does not know, kept as sent (Leshan's "additional attributes"). */
+  readonly attributes?: Readonly<Record<string, string>>;
+  /** Free text for the `register` event (e.g. what was defaulted). */
+  readonly detail?: string;
+}
+
+export interface RegistrationRecord {
+  readonly id: string;
+  readonly endpoint: Buffer;
+  readonly credentialId: number | null;
+  readonly address: string;
+  readonly port: number;
+  readonly security: RegistrationSecurity;
+  readonly identity: Buffer | null;
+  readonly lwm2mVersion: string;
+  readonly binding: string;
+  readonly queueMode: boolean;
+  readonly sms: string | null;
+  /** Seconds; 0 = never expires. */
+  readonly lifetime: number;
+  readonly rootPath: string;
+  readonly contentFormats: readonly number[] | null;
+  /** In the order the client listed them. */
+  readonly objects: readonly RegisteredObjectEntry[];
+  readonly profileIds: readonly string[] | null;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly registeredAt: number;
+  /** Last Register or Update. */
+  readonly updatedAt: number;
+  /** `updatedAt + lifetime`; null when the lifetime is 0. */
+  readonly expiresAt: number | null;
+}
+
+/** What an Update changes; every Update also moves `updatedAt` to now and recomputes `expiresAt`. */
+export interface RegistrationPatch {
+  /** The address the Update came from (it changes when the client moved). */
+  readonly address?: string;
+  readonly port?: number;
+  readonly lifetime?: number;
+  readonly binding?: string;
+  readonly queueMode?: boolean;
+  readonly sms?: string | null;
+  readonly rootPath?: string;
+  readonly contentFormats?: readonly number[] | null;
+  readonly objects?: readonly RegisteredObjectEntry[];
+  readonly profileIds?: readonly string[] | null;
+  /** Merged into the stored ones. */
+  readonly attributes?: Readonly<Record<string, string>>;
+  /** Free text for the `update` event. */
+  readonly detail?: string;
+}
+
+export interface RegisterResult {
+  readonly registration: RegistrationRecord;
+  /** The endpoint's previous registration, removed by this one (event `replace`). */
+  readonly replaced?: RegistrationRecord;
+  /** Set when `credentialId` was given. */
+  readonly promoted?: {
+    readonly credentialId: number;
+    /** True when the credential was pending and became active now. */
+    readonly activated: boolean;
+    /** How many other credentials of the device for the same short server ID were retired. */
+    readonly retired: number;
+  };
+}
+
+export type RegistrationEventKind = 'register' | 'update' | 'deregister' | 'expire' | 'replace' | 'refused';
+
+export interface NewRegistrationEvent {
+  readonly kind: RegistrationEventKind;
+  /** Absent when the request named no endpoint (a refused request). */
+  readonly endpoint?: Bytes;
+  readonly registrationId?: string;
+  /** `address:port` of the client. */
+  readonly peer?: string;
+  /** Free text (clipped to 1000 characters); never a secret. */
+  readonly detail?: string;
+  /** Default: now. */
+  readonly at?: number;
+}
+
+export interface RegistrationEventRecord {
+  /** Increasing: the order events happened in. */
+  readonly seq: number;
+  readonly kind: RegistrationEventKind;
+  readonly endpoint: Buffer | null;
+  readonly registrationId: string | null;
+  readonly peer: string | null;
+  readonly detail: string | null;
+  readonly at: number;
+}
+
+export interface RegistrationListOptions {
+  readonly security?: RegistrationSecurity;
+  /** Default: no limit. */
+  readonly limit?: number;
+  readonly offset?: number;
+}
+
+export interface RegistryRepository {
+  /**
+   * Stores a registration in one transaction: the endpoint's previous registration, if any, is
+   * removed (event `replace`), the credential is promoted (see `NewRegistration.credentialId`),
+   * the new row is inserted (event `register`). `invalid` names a bad field; `duplicate` for an
+   * explicit `id` already in use.
+   */
+  register(registration: NewRegistration): Promise<RegisterResult>;
+  /** Applies an Update (event `update`); undefined when there is no registration `id`. */
+  update(id: string, patch?: RegistrationPatch): Promise<RegistrationRecord | undefined>;
+  /** De-register: removes it (event `deregister`) and returns it; undefined if unknown. */
+  deregister(id: string, options?: { readonly peer?: string; readonly detail?: string }): Promise<RegistrationRecord | undefined>;
+  get(id: string): Promise<RegistrationRecord | undefined>;
+  getByEndpoint(endpoint: Bytes): Promise<RegistrationRecord | undefined>;
+  /** Sorted by endpoint bytes. */
+  list(options?: RegistrationListOptions): Promise<RegistrationRecord[]>;
+  count(): Promise<number>;
+  /**
+   * Removes up to `limit` (default 500) registrations with `expiresAt <= now`, earliest first,
+   * each with an `expire` event, in one transaction; returns them. Walks the expiry index only.
+   */
+  expireDue(now: number, limit?: number): Promise<RegistrationRecord[]>;
+  /** The earliest `expiresAt` of all registrations, undefined when none expires. */
+  nextExpiry(): Promise<number | undefined>;
+  /** Records an event that changes no registration (a refused request). Returns its `seq`. */
+  recordEvent(event: NewRegistrationEvent): Promise<number>;
+  /** Newest first: the endpoint's events, or everybody's when `endpoint` is undefined. Default limit 100. */
+  events(endpoint?: Bytes, limit?: number): Promise<RegistrationEventRecord[]>;
+  /** Deletes events older than `before`. Returns the count. */
+  pruneEvents(before: number): Promise<number>;
+}
+
 // ---------------------------------------------------------------- the facade
 
 export interface Store {
@@ -399,6 +575,8 @@ export interface Store {
   readonly credentials: CredentialRepository;
   readonly sessions: SessionRepository;
   readonly serverKeys: ServerKeyRepository;
+  /** The registration server's registry (registrations and their events). */
+  readonly registry: RegistryRepository;
   /** Where the data lives (for messages). */
   readonly location: string;
   close(): Promise<void>;
