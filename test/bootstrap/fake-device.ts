@@ -94,17 +94,29 @@ export class FakeDevice {
    */
   async request(
     serverPort: number,
-    o: { method?: 'POST' | 'GET' | 'PUT'; path?: string[]; query?: (string | Buffer)[]; confirmable?: boolean; accept?: number; messageId?: number } = {},
+    o: {
+      method?: 'POST' | 'GET' | 'PUT' | 'DELETE';
+      path?: string[];
+      query?: (string | Buffer)[];
+      confirmable?: boolean;
+      accept?: number;
+      messageId?: number;
+      /** Request body (e.g. a Register's link-format object list). */
+      payload?: Buffer | string;
+      contentFormat?: number;
+    } = {},
   ): Promise<{ code: string; payload: Buffer; contentFormat: number | undefined; index: number; packet: ParsedPacket }> {
     const messageId = o.messageId ?? this.nextMid++;
     const token = Buffer.from([0xb0, messageId & 0xff, messageId >> 8]);
     const options = [
       ...(o.path ?? ['bs']).map((s) => ({ name: 'Uri-Path' as const, value: Buffer.from(s) })),
+      ...(o.contentFormat !== undefined ? [{ name: 'Content-Format' as const, value: encodeUint(o.contentFormat) }] : []),
       ...(o.query ?? []).map((q) => ({ name: 'Uri-Query' as const, value: Buffer.from(q) })),
       ...(o.accept !== undefined ? [{ name: 'Accept' as const, value: encodeUint(o.accept) }] : []),
     ];
     const code = o.method ?? 'POST';
-    this.raw.send({ messageId, token, code, confirmable: o.confirmable ?? true, options }, serverPort);
+    const payload = o.payload === undefined ? undefined : Buffer.from(o.payload);
+    this.raw.send({ messageId, token, code, confirmable: o.confirmable ?? true, options, ...(payload ? { payload } : {}) }, serverPort);
     const rx = await this.raw.waitFor((r) => r.packet !== undefined && r.packet.token.equals(token) && !r.packet.code.startsWith('0.'));
     const p = rx.packet!;
     return { code: p.code, payload: p.payload, contentFormat: uint(opt(p, 'Content-Format')[0]), index: this.raw.received.indexOf(rx), packet: p };

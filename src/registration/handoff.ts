@@ -1,0 +1,154 @@
+/**
+ * The hand-off (design.md, "The hand-off"; issue 4 part 2): a client may register only if it is
+ * a known device and only with credentials provisioned for THIS registration server.
+ *
+ *  - Plain CoAP: the endpoint (`ep`) must have a `nosec` credential for one of this server's
+ *    public URIs (the bootstrap server records one for every nosec hand-off).
+ *  - DTLS (when the DTLS endpoint arrives; the code path is here already): the credential is
+ *    found by the identity the peer proved — PSK identity, raw public key (SPKI) or certificate —
+ *    in the mode it proved it with; the endpoint is the credential's. An `ep` that names another
+ *    endpoint is refused (registration.md §2.4 step 4).
+ *  - Pending and active credentials are candidates (a Finish response can be lost). Of several,
+ *    the newest is taken: over plain CoAP they cannot be told apart, and the newest is the one
+ *    the latest bootstrap gave the device — promoting it retires the older ones.
+ *
+ * Refusals are 4.03 Forbidden (as Leshan) with one generic diagnostic, so the registration URI
+ * is no oracle for which endpoints exist; the precise cause goes to the log and the event. The
+ * spec allows 4.00 for an `ep` that does not match the identity; 4.03 is used for that too.
+ */
+import type { PeerIdentity } from '../coap/endpoint.js';
+import type { CredentialRecord, RegistrationSecurity, SecurityMode, Store } from '../store/types.js';
+import { describeBytes } from '../util/bytes.js';
+
+export type HandOffRefusalCause =
+  /** Plain CoAP without `ep`: nothing names the endpoint (4.00). */
+  | 'no_endpoint'
+  /** The endpoint is not an enrolled device. */
+  | 'unknown_endpoint'
+  /** A known device without a usable credential for this server and this security. */
+  | 'not_provisioned'
+  /** `ep` names another endpoint than the DTLS identity's credential. */
+  | 'identity_mismatch';
+
+export interface HandOffRefusal {
+  readonly code: '4.00' | '4.03';
+  readonly cause: HandOffRefusalCause;
+  /** For the log and the event (names the endpoint, never a secret). */
+  readonly detail: string;
+  /** The CoAP diagnostic payload: generic on purpose. */
+  readonly diagnostic: string;
+}
+
+export interface HandOff {
+  readonly endpoint: Buffer;
+  readonly credential: CredentialRecord;
+  readonly security: RegistrationSecurity;
+  /** The DTLS identity's bytes (PSK identity, SPKI DER, certificate DER); undefined for nosec. */
+  readonly identity?: Buffer;
+}
+
+export type HandOffResult = { readonly ok: true; readonly handOff: HandOff } | { readonly ok: false; readonly refusal: HandOffRefusal };
+
+export const GENERIC_REFUSAL = 'registration not allowed: unknown endpoint or not provisioned for this server';
+
+function refused(cause: HandOffRefusalCause, detail: string): HandOffResult {
+  return cause === 'no_endpoint'
+    ? { ok: false, refusal: { code: '4.00', cause, detail, diagnostic: 'ep is required' } }
+    : { ok: false, refusal: { code: '4.03', cause, detail, diagnostic: GENERIC_REFUSAL } };
+}
+
+/** The security a request arrived with. */
+export function securityOf(identity: PeerIdentity | undefined): RegistrationSecurity {
+  return identity === undefined ? 'nosec' : identity.type;
+}
+
+/** The bytes that identify a DTLS peer: what the registry stores and Updates are compared with. */
+export function identityBytes(identity: PeerIdentity | undefined): Buffer | undefined {
+  if (!identity) return undefined;
+  switch (identity.type) {
+    case 'psk':
+      return identity.identity;
+    case 'rpk':
+      return identity.publicKey;
+    case 'x509':
+      return identity.certificate;
+  }
+}
+
+/**
+ * A server URI in a comparable form: scheme and host lower-cased, the default port (5683 for
+ * coap, 5684 for coaps) made explicit, a trailing `/` dropped. Unparsable text is only trimmed.
+ */
+export function normalizeServerUri(uri: string): string {
+  const t = uri.trim();
+  let u: URL;
+  try {
+    u = new URL(t);
+  } catch {
+    return t;
+  }
+  const scheme = u.protocol.toLowerCase();
+  const port = u.port !== '' ? u.port : scheme === 'coap:' || scheme === 'coap+tcp:' ? '5683' : scheme === 'coaps:' || scheme === 'coaps+tcp:' ? '5684' : '';
+  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
+  return `${scheme}//${u.hostname.toLowerCase()}${port ? `:${port}` : ''}${path}${u.search}`;
+}
+
+/** Decides whether a Register may proceed and with which credential (see the header). */
+export async function authorizeRegistration(
+  store: Store,
+  request: { readonly endpoint?: Buffer; readonly identity?: PeerIdentity },
+  serverUris: readonly string[],
+): Promise<HandOffResult> {
+  const ours = new Set(serverUris.map(normalizeServerUri));
+  const forUs = (c: CredentialRecord): boolean => ours.has(normalizeServerUri(c.serverUri));
+  const identity = request.identity;
+  const security = securityOf(identity);
+
+  if (identity === undefined) {
+    const ep = request.endpoint;
+    if (ep === undefined) return refused('no_endpoint', 'no ep parameter and no DTLS identity to take the endpoint from');
+    const all = await store.credentials.findForRegistration({ endpoint: ep });
+    const usable = newestFirst(all.filter((c) => c.mode === 'nosec' && forUs(c)));
+    if (usable.length > 0) return { ok: true, handOff: { endpoint: ep, credential: usable[0]!, security } };
+    return refused(...(await explain(store, ep, all, forUs)));
+  }
+
+  const key = identityBytes(identity)!;
+  const all = await store.credentials.findForRegistration(identity.type === 'psk' ? { pskIdentity: key } : { publicKey: key });
+  const usable = newestFirst(all.filter((c) => c.mode === identity.type && forUs(c)));
+  const what = identity.type === 'psk' ? `PSK identity ${describeBytes(key)}` : identity.type === 'rpk' ? 'its raw public key' : 'its certificate';
+  if (usable.length === 0) {
+    const ep = request.endpoint ? `${describeBytes(request.endpoint)} ` : '';
+    return refused('not_provisioned', `${ep}(${security}) has no pending or active ${security} credential for this server with ${what}`);
+  }
+  const credential = usable[0]!;
+  if (request.endpoint !== undefined && !request.endpoint.equals(credential.endpoint)) {
+    return refused('identity_mismatch', `ep ${describeBytes(request.endpoint)} does not match ${what}, which belongs to ${describeBytes(credential.endpoint)}`);
+  }
+  return { ok: true, handOff: { endpoint: credential.endpoint, credential, security, identity: key } };
+}
+
+function newestFirst(list: CredentialRecord[]): CredentialRecord[] {
+  return list.sort((a, b) => b.id - a.id);
+}
+
+/** Why a plain-CoAP endpoint was refused, for the log (never on the wire). */
+async function explain(
+  store: Store,
+  ep: Buffer,
+  credentials: readonly CredentialRecord[],
+  forUs: (c: CredentialRecord) => boolean,
+): Promise<[HandOffRefusalCause, string]> {
+  const name = describeBytes(ep);
+  if (!(await store.devices.get(ep))) return ['unknown_endpoint', `${name} is not an enrolled device`];
+  const mine = credentials.filter(forUs);
+  if (mine.length > 0) {
+    const modes = [...new Set(mine.map((c) => c.mode))] as SecurityMode[];
+    return ['not_provisioned', `${name} is provisioned for this server with ${modes.join(', ')}, not plain CoAP`];
+  }
+  if (credentials.length > 0) {
+    const uris = [...new Set(credentials.map((c) => c.serverUri))];
+    return ['not_provisioned', `${name} has credentials only for other servers (${uris.join(', ')})`];
+  }
+  return ['not_provisioned', `${name} has no pending or active credential for this server: bootstrap it first`];
+}
