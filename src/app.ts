@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { generateServerKeyPair } from './bootstrap/credentials.js';
 import { BootstrapServer, type SessionEnd } from './bootstrap/server.js';
+import { RegistrationServer, type RegistrationChange } from './registration/server.js';
 import type { TransmissionParams } from './coap/coap-node.js';
 import type { Config } from './config/config.js';
 import { loadObjectRegistry } from './lwm2m/ddf.js';
@@ -21,24 +22,27 @@ export interface AppOptions {
   /** Store environment (LWBS_SECRET_KEY); default process.env. */
   readonly env?: NodeJS.ProcessEnv;
   readonly onSessionEnd?: (e: SessionEnd) => void;
+  readonly onRegistrationChange?: (c: RegistrationChange) => void;
 }
 
 export interface App {
   readonly store: SqliteStore;
   readonly bootstrap: BootstrapServer;
-  /** Bound addresses, by listener name (`bootstrap.coap`). */
+  readonly registration: RegistrationServer;
+  /** Bound addresses, by listener name (`bootstrap.coap`, `registration.coap`). */
   readonly addresses: ReadonlyMap<string, AddressInfo>;
   close(): Promise<void>;
 }
 
 export async function startApp(config: Config, opts: AppOptions = {}): Promise<App> {
   const log = opts.log ?? silentLogger;
-  // Fails early on a broken objects folder; the registry itself serves the registration server (issue 4).
+  // Fails early on a broken objects folder (device management will decode with it).
   const registry = await loadObjectRegistry([...config.objectDirs]);
   mkdirSync(config.dataDir, { recursive: true });
   const store = await openStore({ dataDir: config.dataDir, ...(opts.env ? { env: opts.env } : {}) });
   const addresses = new Map<string, AddressInfo>();
   let bootstrap: BootstrapServer | undefined;
+  let registration: RegistrationServer | undefined;
   try {
     if (store.keySource === 'created') {
       log.warn('created a new secret key for the database; back it up, or set LWBS_SECRET_KEY', { file: `${config.dataDir}/secret.key` });
@@ -62,7 +66,17 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       addresses.set('bootstrap.coap', node.address());
     }
     if (config.bootstrap.coaps) log.warn('bootstrap.coaps is configured, but this build has no DTLS yet: not listening', { listen: `${config.bootstrap.coaps.host}:${config.bootstrap.coaps.port}` });
-    if (config.registration.coap || config.registration.coaps) log.warn('this build has no registration server yet: registration listeners not started');
+    registration = new RegistrationServer({
+      store,
+      serverUris: [config.registration.publicUri.coap, config.registration.publicUri.coaps],
+      log,
+      ...(opts.onRegistrationChange ? { onChange: opts.onRegistrationChange } : {}),
+    });
+    if (config.registration.coap) {
+      const node = await registration.listen({ ...config.registration.coap, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
+      addresses.set('registration.coap', node.address());
+    }
+    if (config.registration.coaps) log.warn('registration.coaps is configured, but this build has no DTLS yet: not listening', { listen: `${config.registration.coaps.host}:${config.registration.coaps.port}` });
     log.info('lwbs started', {
       dataDir: config.dataDir,
       objects: registry.all().length,
@@ -70,18 +84,22 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     });
   } catch (e) {
     await bootstrap?.close();
+    await registration?.close();
     await store.close();
     throw e;
   }
   const bs = bootstrap;
+  const rs = registration;
   let closing: Promise<void> | undefined;
   return {
     store,
     bootstrap: bs,
+    registration: rs,
     addresses,
     close: () =>
       (closing ??= (async () => {
         await bs.close();
+        await rs.close();
         await store.close();
         log.info('lwbs stopped');
       })()),

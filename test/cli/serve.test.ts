@@ -63,6 +63,7 @@ describe('lwbs serve', function () {
   beforeEach(async () => {
     dir = tempDir('lwbs-serve-');
     const store = await open(dir);
+    await store.profiles.put('meters', JSON.stringify({ name: 'meters', match: ['urn:imei:35*'], servers: [{ shortServerId: 1, handOff: true, lifetime: 300, binding: 'U', security: { mode: 'nosec' } }] }));
     await store.profiles.put('trackers', JSON.stringify({ name: 'trackers', match: ['trk-*'], delete: ['/0', '/1'], servers: [{ shortServerId: 1, handOff: true, lifetime: 60, binding: 'U', security: { mode: 'psk' } }] }));
     await store.close();
     writeFileSync(
@@ -70,7 +71,7 @@ describe('lwbs serve', function () {
       JSON.stringify({
         dataDir: dir,
         bootstrap: { coap: '127.0.0.1:0', coaps: null, requestTimeoutSeconds: 30 },
-        registration: { coap: null, coaps: null, publicUri: { coap: 'coap://127.0.0.1:5783', coaps: 'coaps://127.0.0.1:5784' } },
+        registration: { coap: '127.0.0.1:0', coaps: null, publicUri: { coap: 'coap://127.0.0.1:5783', coaps: 'coaps://127.0.0.1:5784' } },
       }),
     );
     device = await FakeDevice.open();
@@ -113,6 +114,41 @@ describe('lwbs serve', function () {
       expect(key.includes(secret)).to.equal(true); // sanity: that is the key the device got
       expect(running.stderr()).not.to.include(secret.toString('hex'));
       expect(running.lines.every((l) => !('unparsed' in l))).to.equal(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('hands a bootstrapped device off to the registration server, whose registration survives a restart', async () => {
+    const args = ['serve', '--config', join(dir, 'lwbs.json')];
+    running = serve(args);
+    let started = await waitLine(running, 'lwbs started');
+    const portOf = (l: Record<string, unknown>, k: string): number => Number(String(l[k]).split(':').pop());
+    expect((await device.bootstrapRequest(portOf(started, 'bootstrap.coap'), 'urn:imei:359000')).code).to.equal('2.04');
+    expect(await waitLine(running, 'bootstrap ended')).to.include({ outcome: 'success' });
+    // The device got coap://127.0.0.1:5783 (registration.publicUri); it registers where that listener really is.
+    const register = (port: number, ep: string): ReturnType<FakeDevice['request']> =>
+      device.request(port, { path: ['rd'], query: [`ep=${ep}`, 'lt=300', 'lwm2m=1.1', 'b=U'], contentFormat: 40, payload: '</1/0>,</3/0>' });
+    expect((await register(portOf(started, 'registration.coap'), 'stranger')).code).to.equal('4.03');
+    const reg = await register(portOf(started, 'registration.coap'), 'urn:imei:359000');
+    expect(reg.code).to.equal('2.01');
+    const location = reg.packet.options.filter((o) => o.name === 'Location-Path').map((o) => o.value.toString());
+    expect(location[0]).to.equal('rd');
+
+    running.child.kill('SIGTERM');
+    expect(await running.exited).to.equal(0);
+    running = serve(args);
+    started = await waitLine(running, 'lwbs started');
+    const update = await device.request(portOf(started, 'registration.coap'), { path: location });
+    expect(update.code).to.equal('2.04');
+    running.child.kill('SIGTERM');
+    expect(await running.exited).to.equal(0);
+
+    const store = await open(dir);
+    try {
+      const [cred] = await store.credentials.listForDevice('urn:imei:359000');
+      expect([cred?.mode, cred?.status]).to.deep.equal(['nosec', 'active']);
+      expect((await store.registry.getByEndpoint('urn:imei:359000'))?.id).to.equal(location[1]);
     } finally {
       await store.close();
     }

@@ -13,7 +13,7 @@ import type { CliContext } from '../context.js';
 export function registerServeCommand(program: Command, ctx: CliContext): void {
   program
     .command('serve')
-    .description('start the bootstrap server (and, once built, the registration server)')
+    .description('start the bootstrap server and the registration server')
     .option('-c, --config <file>', 'config file merged over config/default.json')
     .action(async (opts: { config?: string }) => {
       const config = ctx.config(opts.config);
