@@ -244,18 +244,23 @@ export class SqliteCredentials implements CredentialRepository {
     });
     this.#addTx = (p) => addTx.immediate(p);
 
-    const promoteTx = db.transaction((id: number): PromoteResult => {
-      const row = this.#get.get(id);
-      if (!row) throw new StoreError('not_found', `credential ${id} does not exist`, 'credentialId');
-      if (row.status === 'retired') {
-        throw new StoreError('invalid', `credential ${id} of device ${describeBytes(row.endpoint)} is retired and cannot be promoted`, 'credentialId');
-      }
-      const now = ctx.now();
-      this.#makeActive.run(now, id);
-      const retired = this.#retireOthers.run(now, row.device_id, row.short_server_id, id).changes;
-      return { credential: toCredential(this.#get.get(id)!), retired };
-    });
+    const promoteTx = db.transaction((id: number): PromoteResult => this.promoteStep(id, ctx.now()));
     this.#promoteTx = (id) => promoteTx.immediate(id);
+  }
+
+  /**
+   * The promotion itself, synchronous, for a caller that runs it inside its own transaction (the
+   * registry's Register, so the registration and the credential change commit together).
+   */
+  promoteStep(id: number, now: number): PromoteResult {
+    const row = this.#get.get(id);
+    if (!row) throw new StoreError('not_found', `credential ${id} does not exist`, 'credentialId');
+    if (row.status === 'retired') {
+      throw new StoreError('invalid', `credential ${id} of device ${describeBytes(row.endpoint)} is retired and cannot be promoted`, 'credentialId');
+    }
+    this.#makeActive.run(now, id);
+    const retired = this.#retireOthers.run(now, row.device_id, row.short_server_id, id).changes;
+    return { credential: toCredential(this.#get.get(id)!), retired };
   }
 
   async addPending(credential: NewCredential): Promise<CredentialRecord> {

@@ -21,6 +21,7 @@ import { paging } from './context.js';
 import { sqliteCode, StoreError } from './errors.js';
 import { endpointBytes, MAX_IDENTITY_LEN } from './material.js';
 import type {
+  PromoteResult,
   Bytes,
   NewRegistration,
   NewRegistrationEvent,
@@ -318,14 +319,14 @@ export class SqliteRegistry implements RegistryRepository {
   readonly #eventsFor: Statement<[Buffer, number], EventRow>;
   readonly #prune: Statement<[number]>;
   readonly #credential: Statement<[number], CredentialRow>;
-  readonly #activate: Statement<[number, number]>;
-  readonly #retireOthers: Statement<[number, number, number, number]>;
+  readonly #promote: (credentialId: number, now: number) => PromoteResult;
   readonly #registerTx: (r: RegistrationRecord, generatedId: boolean, detail: string | undefined) => RegisterResult;
   readonly #updateTx: (id: string, patch: RegistrationPatch) => RegistrationRecord | undefined;
   readonly #deregisterTx: (id: string, peer: string | undefined, detail: string | undefined) => RegistrationRecord | undefined;
   readonly #expireTx: (now: number, limit: number) => RegistrationRecord[];
 
-  constructor(ctx: StoreContext) {
+  constructor(ctx: StoreContext, promote: (credentialId: number, now: number) => PromoteResult) {
+    this.#promote = promote;
     this.#ctx = ctx;
     const db = ctx.db;
     this.#get = db.prepare(`${SELECT} WHERE id = ?`);
@@ -349,14 +350,6 @@ export class SqliteRegistry implements RegistryRepository {
     this.#credential = db.prepare(
       'SELECT c.id, c.status, c.device_id, c.short_server_id, d.endpoint FROM credentials c JOIN devices d ON d.id = c.device_id WHERE c.id = ?',
     );
-    // The promotion of credentials.ts (`promote`), inside this repository's transaction: the
-    // registration and the credential change commit together or not at all.
-    this.#activate = db.prepare("UPDATE credentials SET status = 'active', activated_at = coalesce(activated_at, ?) WHERE id = ?");
-    this.#retireOthers = db.prepare(
-      `UPDATE credentials SET status = 'retired', retired_at = ?
-        WHERE device_id = ? AND short_server_id = ? AND id <> ? AND status <> 'retired'`,
-    );
-
     const registerTx = db.transaction((rec: RegistrationRecord, generatedId: boolean, detail: string | undefined): RegisterResult => {
       const at = rec.registeredAt;
       const peer = formatPeer(rec);
@@ -367,9 +360,9 @@ export class SqliteRegistry implements RegistryRepository {
         if (!c.endpoint.equals(rec.endpoint)) {
           throw new StoreError('invalid', `credential ${c.id} belongs to device ${describeBytes(c.endpoint)}, not ${describeBytes(rec.endpoint)}`, 'credentialId');
         }
-        if (c.status === 'retired') throw new StoreError('invalid', `credential ${c.id} of device ${describeBytes(c.endpoint)} is retired`, 'credentialId');
-        this.#activate.run(at, c.id);
-        const retired = this.#retireOthers.run(at, c.device_id, c.short_server_id, c.id).changes;
+        // credentials.promote's step, inside this transaction: the registration and the
+        // credential change commit together or not at all. It refuses a retired credential.
+        const { retired } = this.#promote(c.id, at);
         promoted = { credentialId: c.id, activated: c.status === 'pending', retired };
       }
       const old = this.#byEndpoint.get(rec.endpoint);

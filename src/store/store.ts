@@ -58,7 +58,7 @@ export class SqliteStore implements Store {
     this.credentials = new SqliteCredentials(this.#ctx);
     this.sessions = new SqliteSessions(this.#ctx);
     this.serverKeys = new SqliteServerKeys(this.#ctx);
-    this.registry = new SqliteRegistry(this.#ctx);
+    this.registry = new SqliteRegistry(this.#ctx, (id, now) => this.credentials.promoteStep(id, now));
   }
 
   async close(): Promise<void> {
