@@ -14,16 +14,11 @@
  * not an oracle for which endpoints are enrolled; the precise cause goes to the session record
  * and the log, where operators look.
  */
-import type { PeerIdentity } from '../coap/endpoint.js';
+import { identityBytes, securityOf, type PeerIdentity } from '../coap/endpoint.js';
 import { StoreError } from '../store/errors.js';
 import type { DeviceAuth, DeviceAuthInput, DeviceRecord, ProfileRepository, Store } from '../store/types.js';
 import { bytesAsText, bytesEqual, describeBytes } from '../util/bytes.js';
 import { enrollmentAllowed, parseProfileText, selectProfileByMatch, type Profile, type SecurityMode } from './profile.js';
-
-/** The bootstrap-channel security a request arrived with. */
-export function arrivedSecurity(identity: PeerIdentity | undefined): SecurityMode {
-  return identity === undefined ? 'nosec' : identity.type;
-}
 
 export type RefusalCause =
   /** No `ep` and no identity to take it from. */
@@ -64,16 +59,10 @@ function refused(cause: RefusalCause, detail: string, diagnostic = GENERIC_REFUS
 
 /** Whether a device's enrollment accepts the identity the request arrived with. */
 export function identityMatches(auth: DeviceAuth, identity: PeerIdentity | undefined): boolean {
-  switch (auth.kind) {
-    case 'none':
-      return identity === undefined;
-    case 'psk':
-      return identity?.type === 'psk' && bytesEqual(identity.identity, auth.identity);
-    case 'rpk':
-      return identity?.type === 'rpk' && bytesEqual(identity.publicKey, auth.publicKey);
-    case 'x509':
-      return identity?.type === 'x509' && bytesEqual(identity.certificate, auth.certificate);
-  }
+  if (auth.kind === 'none' || identity === undefined) return auth.kind === 'none' && identity === undefined;
+  if (auth.kind !== identity.type) return false;
+  const enrolled = auth.kind === 'psk' ? auth.identity : auth.kind === 'rpk' ? auth.publicKey : auth.certificate;
+  return bytesEqual(identityBytes(identity)!, enrolled);
 }
 
 /**
@@ -162,7 +151,7 @@ export async function admit(
   profiles: ProfileCache,
   request: { readonly endpoint?: Buffer; readonly identity?: PeerIdentity },
 ): Promise<AdmissionResult> {
-  const security = arrivedSecurity(request.identity);
+  const security = securityOf(request.identity);
   let endpoint = request.endpoint;
   let device: DeviceRecord | undefined;
   if (endpoint === undefined) {

@@ -17,7 +17,7 @@
  * by the device, and cancels the old session (its still-pending credentials are retired).
  */
 import { CoapNode, maxTransmitWaitMs, type CoapIncomingRequest, type CoapNodeOptions, type CoapResponder } from '../coap/coap-node.js';
-import { formatPeer, type CoapEndpoint, type PeerInfo } from '../coap/endpoint.js';
+import { formatPeer, securityOf, type CoapEndpoint, type PeerInfo } from '../coap/endpoint.js';
 import type { UdpEndpointOptions } from '../coap/udp-endpoint.js';
 import { compositeCodecFor } from '../lwm2m/formats/index.js';
 import { nodeToRecords } from '../lwm2m/node.js';
@@ -25,7 +25,7 @@ import { StoreError } from '../store/errors.js';
 import type { DeviceAuthInput, NewCredential, Store } from '../store/types.js';
 import { describeBytes } from '../util/bytes.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { admit, arrivedSecurity, ProfileCache, type Admitted } from './admission.js';
+import { admit, ProfileCache, type Admitted } from './admission.js';
 import { CredentialError, generateCredentials, type GeneratedCredential, type ProfileCredentials } from './credentials.js';
 import { PlanError, planBootstrap, planBootstrapPack, planDiscover, type BootstrapStep, type RegistrationTarget } from './planner.js';
 import type { BootstrapWriteFormat, SecurityMode } from './profile.js';
@@ -134,7 +134,7 @@ export class BootstrapServer {
     if (route === 'bs' && req.method !== 'POST') return res.send('4.05');
     if (route === 'pack' && req.method !== 'GET') return res.send('4.05');
     if (this.#closing) return res.send('5.03', { payload: 'shutting down' });
-    const security = arrivedSecurity(peer.identity);
+    const security = securityOf(peer.identity);
     // bootstrap.md §1: every LwM2M request is CON; Leshan refuses a NON one the same way.
     if (!req.confirmable) return res.send('4.00', { payload: 'CON request expected' });
 

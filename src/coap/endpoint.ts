@@ -16,6 +16,24 @@ export type PeerIdentity =
   | { readonly type: 'rpk'; readonly publicKey: Buffer /* SubjectPublicKeyInfo, DER */ }
   | { readonly type: 'x509'; readonly certificate: Buffer /* leaf, DER */; readonly chain?: readonly Buffer[] };
 
+/** How a request arrived: `nosec` over plain UDP, else the DTLS authentication type. */
+export function securityOf(identity: PeerIdentity | undefined): 'nosec' | PeerIdentity['type'] {
+  return identity === undefined ? 'nosec' : identity.type;
+}
+
+/** The bytes that identify a DTLS peer (PSK identity, SPKI DER, certificate DER); undefined over plain UDP. */
+export function identityBytes(identity: PeerIdentity | undefined): Buffer | undefined {
+  if (!identity) return undefined;
+  switch (identity.type) {
+    case 'psk':
+      return identity.identity;
+    case 'rpk':
+      return identity.publicKey;
+    case 'x509':
+      return identity.certificate;
+  }
+}
+
 /** Where a datagram came from (a dgram `RemoteInfo`) plus, over DTLS, who the peer proved to be. */
 export interface PeerInfo {
   readonly address: string;

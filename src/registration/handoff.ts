@@ -16,7 +16,7 @@
  * is no oracle for which endpoints exist; the precise cause goes to the log and the event. The
  * spec allows 4.00 for an `ep` that does not match the identity; 4.03 is used for that too.
  */
-import type { PeerIdentity } from '../coap/endpoint.js';
+import { identityBytes, securityOf, type PeerIdentity } from '../coap/endpoint.js';
 import type { CredentialRecord, RegistrationSecurity, SecurityMode, Store } from '../store/types.js';
 import { describeBytes } from '../util/bytes.js';
 
@@ -55,24 +55,6 @@ function refused(cause: HandOffRefusalCause, detail: string): HandOffResult {
   return cause === 'no_endpoint'
     ? { ok: false, refusal: { code: '4.00', cause, detail, diagnostic: 'ep is required' } }
     : { ok: false, refusal: { code: '4.03', cause, detail, diagnostic: GENERIC_REFUSAL } };
-}
-
-/** The security a request arrived with. */
-export function securityOf(identity: PeerIdentity | undefined): RegistrationSecurity {
-  return identity === undefined ? 'nosec' : identity.type;
-}
-
-/** The bytes that identify a DTLS peer: what the registry stores and Updates are compared with. */
-export function identityBytes(identity: PeerIdentity | undefined): Buffer | undefined {
-  if (!identity) return undefined;
-  switch (identity.type) {
-    case 'psk':
-      return identity.identity;
-    case 'rpk':
-      return identity.publicKey;
-    case 'x509':
-      return identity.certificate;
-  }
 }
 
 /**

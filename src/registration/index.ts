@@ -4,9 +4,7 @@ export { ExpiryScheduler, type ExpirySchedulerOptions } from './expiry.js';
 export {
   authorizeRegistration,
   GENERIC_REFUSAL,
-  identityBytes,
   normalizeServerUri,
-  securityOf,
   type HandOff,
   type HandOffRefusal,
   type HandOffRefusalCause,

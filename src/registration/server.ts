@@ -34,7 +34,7 @@
  * registration event; logs are structured (util/log.ts) and never carry secrets.
  */
 import { CoapNode, type CoapIncomingRequest, type CoapNodeOptions, type CoapResponder } from '../coap/coap-node.js';
-import { formatPeer, type CoapEndpoint, type PeerInfo } from '../coap/endpoint.js';
+import { formatPeer, identityBytes, securityOf, type CoapEndpoint, type PeerInfo } from '../coap/endpoint.js';
 import { Opt } from '../coap/message.js';
 import type { UdpEndpointOptions } from '../coap/udp-endpoint.js';
 import { StoreError } from '../store/errors.js';
@@ -43,7 +43,7 @@ import type { RegisterResult, RegistrationPatch, RegistrationRecord, Store } fro
 import { bytesEqual, describeBytes } from '../util/bytes.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { ExpiryScheduler } from './expiry.js';
-import { authorizeRegistration, identityBytes, securityOf } from './handoff.js';
+import { authorizeRegistration } from './handoff.js';
 import { parseRegistrationPayload, parseRegistrationQuery, resolveRegister, resolveUpdate, type RegisterPayload } from './request.js';
 
 export interface RegistrationServerOptions {
