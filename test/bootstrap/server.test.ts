@@ -17,6 +17,8 @@ import type { SqliteStore } from '../../src/store/store.js';
 import { memoryLogger } from '../../src/util/log.js';
 import { sleep } from '../coap/raw-device.js';
 import { open, removeDir, tempDir } from '../store/support.js';
+import { toHex } from '../support/arbitraries.js';
+import { PSK_SECURITY_0_1_TLV, PSK_SERVER_1_0_TLV } from '../support/fixtures.js';
 import { FakeDevice, type ServerRequest } from './fake-device.js';
 
 const REG = { coap: 'coap://127.0.0.1:5783', coaps: 'coaps://127.0.0.1:5784' };
@@ -36,6 +38,22 @@ const TRACKERS = {
   match: ['trk-*'],
   delete: ['/0', '/1'],
   servers: [{ shortServerId: 7, handOff: true, lifetime: 600, binding: 'U', security: { mode: 'psk' } }],
+};
+/** The digest's worked Bootstrap-Write (formats.md 3.5(d)/(e)) as a profile: a 1.0 client, a static PSK server. */
+const SPEC_EXAMPLE = {
+  name: 'spec-example',
+  match: ['urn:imei:490154203237518'],
+  lwm2mVersions: ['1.0'],
+  servers: [
+    {
+      shortServerId: 101,
+      uri: 'coaps://lwm2m.example.com:5684',
+      lifetime: 86400,
+      binding: 'U',
+      notificationStoring: true,
+      security: { mode: 'psk', identity: 'urn:imei:490154203237518', key: '000102030405060708090a0b0c0d0e0f' },
+    },
+  ],
 };
 const DISCOVERING = {
   name: 'discovering',
@@ -90,7 +108,7 @@ describe('bootstrap server (scripted device over UDP)', function () {
   beforeEach(async () => {
     dir = tempDir('lwbs-bs-');
     store = await open(dir);
-    for (const p of [METERS, TRACKERS, DISCOVERING]) await store.profiles.put(p.name, JSON.stringify(p));
+    for (const p of [METERS, TRACKERS, DISCOVERING, SPEC_EXAMPLE]) await store.profiles.put(p.name, JSON.stringify(p));
     await start();
     device = await FakeDevice.open();
   });
@@ -129,6 +147,15 @@ describe('bootstrap server (scripted device over UDP)', function () {
     expect(s?.outcome).to.equal('success');
     expect(s?.requests.map((r) => `${r.method} ${r.path} ${r.responseCode}`)).to.deep.equal(['DELETE /0 2.02', 'DELETE /1 2.02', 'WRITE /0/1 2.04', 'WRITE /1/0 2.04', 'FINISH /bs 2.04']);
     expect(s?.contentFormat).to.equal(11542);
+  });
+
+  it("puts the digest's worked Bootstrap-Write on the wire byte for byte", async () => {
+    await device.bootstrapRequest(port, 'urn:imei:490154203237518');
+    const [end] = await waitEnded();
+    expect(end!.outcome).to.equal('success');
+    const put = (path: string): string => toHex(device.requests.find((r) => r.method === 'PUT' && r.path === path)!.payload);
+    expect(put('/0/1')).to.equal(toHex(PSK_SECURITY_0_1_TLV));
+    expect(put('/1/0')).to.equal(toHex(PSK_SERVER_1_0_TLV));
   });
 
   it('writes in the pct format, and generates, stores and activates a per-device PSK', async () => {

@@ -12,7 +12,7 @@ import { nodeEquals, type LwM2MNode } from '../../src/lwm2m/node.js';
 import type { Path } from '../../src/lwm2m/path.js';
 import { hex, toHex } from '../support/arbitraries.js';
 import { testModels } from '../support/models.js';
-import { PSK_SECURITY_0_1 as security, PSK_SERVER_1_0 as server } from '../support/fixtures.js';
+import { PSK_SECURITY_0_1 as security, PSK_SECURITY_0_1_TLV, PSK_SERVER_1_0 as server, PSK_SERVER_1_0_TLV } from '../support/fixtures.js';
 
 
 const SEC: Path = [0, 1];
@@ -33,15 +33,10 @@ const vectors: Vector[] = [
     format: ContentFormat.TLV,
     path: SEC,
     node: security,
-    bytes: hex(`C8 00 1E 63 6F 61 70 73 3A 2F 2F 6C 77 6D 32 6D 2E 65 78 61 6D 70 6C 65 2E 63 6F 6D 3A 35 36 38 34
-      C1 01 00  C1 02 00
-      C8 03 18 75 72 6E 3A 69 6D 65 69 3A 34 39 30 31 35 34 32 30 33 32 33 37 35 31 38
-      C0 04
-      C8 05 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F
-      C1 0A 65`),
+    bytes: PSK_SECURITY_0_1_TLV,
   },
   // formats.md 3.5(e) without the 08 00 0F wrapper: ssid 101, lifetime 86400 (4 bytes), storing, "U"
-  { format: ContentFormat.TLV, path: SRV, node: server, bytes: hex('C1 00 65  C4 01 00 01 51 80  C1 06 01  C1 07 55') },
+  { format: ContentFormat.TLV, path: SRV, node: server, bytes: PSK_SERVER_1_0_TLV },
   // formats.md 5.3, verified
   {
     format: ContentFormat.SENML_JSON,
