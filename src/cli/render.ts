@@ -6,23 +6,11 @@ import type { ModelLookup } from '../lwm2m/model.js';
 import type { LwM2MNode, Resource } from '../lwm2m/node.js';
 import { formatPath, type Path } from '../lwm2m/path.js';
 import { type Value, valueToString } from '../lwm2m/value.js';
+import { valueToJson } from '../lwm2m/value-json.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
 
-export function valueToJson(v: Value): JsonValue {
-  switch (v.type) {
-    case 'opaque':
-      return { type: 'opaque', hex: Buffer.from(v.value).toString('hex') };
-    case 'objlnk':
-      return { type: 'objlnk', value: `${v.value.objectId}:${v.value.instanceId}` };
-    case 'integer':
-    case 'unsigned':
-    case 'time':
-      return { type: v.type, value: typeof v.value === 'bigint' ? v.value.toString() : v.value };
-    default:
-      return { type: v.type, value: v.value };
-  }
-}
+export { valueToJson };
 
 export function nodeToJson(node: LwM2MNode): JsonValue {
   switch (node.kind) {

@@ -10,3 +10,4 @@ export { SCHEMA_VERSION } from './migrations.js';
 export { INTERRUPTED_CAUSE } from './sessions.js';
 export { REGISTRATION_SERVER_KEY } from './server-keys.js';
 export { DEFAULT_EXPIRY_BATCH, isRegistrationId, MAX_LIFETIME, newRegistrationId } from './registry.js';
+export type { DeviceDataRepository, ObservationRecord, StoredValue } from './device-data.js';

@@ -225,10 +225,52 @@ CREATE INDEX registration_events_endpoint ON registration_events (endpoint, id);
 CREATE INDEX registration_events_at ON registration_events (at);
 `;
 
+/**
+ * Migration 4: device management data.
+ *
+ * `observations` holds the observations an operator asked for, per device: the intent outlives a
+ * registration (a client forgets its observations when it registers again, registration.md §7.4,
+ * so the server re-establishes them after every Register). `registration_id` and `token` say
+ * where the device holds it now; removing the registration (De-register, expiry, a new Register)
+ * sets `registration_id` to NULL — pending — in the same statement, so a crash can never leave an
+ * observation pointing at a registration that is gone.
+ *
+ * `latest_values` is the device's last known value per resource (instance), from Reads, Observe
+ * answers and notifications: JSON `{type, value}` text (lwm2m/value-json.ts). Both tables go with
+ * the device.
+ */
+const DEVICE_DATA = `
+CREATE TABLE observations (
+  id              INTEGER PRIMARY KEY,
+  device_id       INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  path            TEXT NOT NULL,     -- '/3/0/9'
+  accept          INTEGER,           -- Accept asked for; NULL: the client's choice
+  attributes      TEXT,              -- JSON object of Observe query attributes (1.2); NULL: none
+  registration_id TEXT REFERENCES registrations (id) ON DELETE SET NULL,
+  token           BLOB,              -- the CoAP token the device notifies with
+  content_format  INTEGER,           -- of the last answer
+  created_at      INTEGER NOT NULL,
+  notifications   INTEGER NOT NULL DEFAULT 0,
+  last_at         INTEGER,           -- last answer or notification
+  UNIQUE (device_id, path)
+);
+CREATE INDEX observations_registration ON observations (registration_id) WHERE registration_id IS NOT NULL;
+
+CREATE TABLE latest_values (
+  device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  path      TEXT NOT NULL,           -- a resource or resource instance: '/3/0/9', '/3/0/7/1'
+  value     TEXT NOT NULL,           -- JSON {type, value} or {type: 'opaque', hex}
+  at        INTEGER NOT NULL,
+  source    TEXT NOT NULL CHECK (source IN ('read', 'notify')),
+  PRIMARY KEY (device_id, path)
+) WITHOUT ROWID;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', sql: INITIAL },
   { version: 2, name: 'server key pairs, sealed profile documents', sql: SEALED_PROFILES_AND_SERVER_KEYS },
   { version: 3, name: 'registration registry', sql: REGISTRY },
+  { version: 4, name: 'observations and latest values', sql: DEVICE_DATA },
 ];
 
 /** The schema version this code writes. */

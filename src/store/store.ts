@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { SqliteCredentials } from './credentials.js';
 import { StoreContext } from './context.js';
 import { closeDatabase, DB_FILE, openDatabase, type Db, type OpenDatabaseOptions } from './db.js';
+import { SqliteDeviceData } from './device-data.js';
 import { SqliteDevices } from './devices.js';
 import { StoreError } from './errors.js';
 import { sealPlaintextProfiles, SqliteProfiles } from './profiles.js';
@@ -44,6 +45,7 @@ export class SqliteStore implements Store {
   readonly sessions: SqliteSessions;
   readonly serverKeys: SqliteServerKeys;
   readonly registry: SqliteRegistry;
+  readonly deviceData: SqliteDeviceData;
   readonly location: string;
   /** Where the secret key came from: `env`, `file`, `created` (a new key file), or `option`. */
   readonly keySource: KeySource | 'option';
@@ -59,6 +61,7 @@ export class SqliteStore implements Store {
     this.sessions = new SqliteSessions(this.#ctx);
     this.serverKeys = new SqliteServerKeys(this.#ctx);
     this.registry = new SqliteRegistry(this.#ctx, (id, now) => this.credentials.promoteStep(id, now));
+    this.deviceData = new SqliteDeviceData(this.#ctx);
   }
 
   async close(): Promise<void> {

@@ -13,6 +13,8 @@
  *   field and value.
  */
 
+import type { DeviceDataRepository } from './device-data.js';
+
 export type Bytes = string | Uint8Array;
 
 // ---------------------------------------------------------------- profiles
@@ -577,6 +579,8 @@ export interface Store {
   readonly serverKeys: ServerKeyRepository;
   /** The registration server's registry (registrations and their events). */
   readonly registry: RegistryRepository;
+  /** Device management data: observations and the devices' latest values (device-data.ts). */
+  readonly deviceData: DeviceDataRepository;
   /** Where the data lives (for messages). */
   readonly location: string;
   close(): Promise<void>;
