@@ -16,18 +16,38 @@
  * responses (node-coap), sends large payloads with Block1, and settles exactly once: response,
  * timeout, abort (AbortSignal), node closed, or failure. Every way out stops retransmissions.
  * It does not queue: LwM2M wants one request in flight per device, and that is the caller's job
- * (the session engine).
+ * (the session engine). `token` picks the token (1..8 bytes; refused with reason `token_in_use`
+ * while an exchange or observation holds it for that peer); `CoapResponse.token` is the one sent.
+ *
+ * Observe (RFC 7641, client side): `observe(peer, {path, …}, onNotification)` sends GET (or FETCH)
+ * with Observe=0 through the same machinery as `request()` and resolves with the response. When
+ * the response is 2.xx and its (first) datagram carries an Observe option, the device accepted
+ * the observation: the result also holds an `ObservationHandle`, and from then on the demux routes
+ * separate responses with that (peer, token) to it (CON ones ACKed, retransmissions re-ACKed and
+ * not delivered again). Each notification is checked against the newest one delivered (the
+ * initial response counts as the first) with RFC 7641 §3.4's rule (`isNewerNotification`: the
+ * 2^23 window, or more than 128 s later) and dropped when older. A non-2.xx notification or one
+ * without an Observe option is delivered (`final: true`) and ends the observation. A
+ * notification whose payload is the first of several blocks (Block2 NUM 0, M=1) is completed with
+ * a plain request for Block2 NUM 1.. (RFC 7959 §2.6; the device may answer smaller blocks), then
+ * delivered; if that fails, or the ETag changed, or a newer notification arrived meanwhile (then
+ * it is dropped instead), or the notification ends the observation, the first block is delivered
+ * with `truncated: true`. `cancel({active: true})` forgets the token and sends GET Observe=1 with
+ * the same token, path and options; `cancel()` just forgets it (the device's next notification,
+ * CON or NON, gets RST). `resumeObservation` registers a known token without sending anything
+ * (after a restart). `movePeer` follows a device whose address changed (its Update says so).
+ * `close()` ends every observation (`node_closed`).
  */
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { Agent, Server, type CoapRequestParams, type IncomingMessage, type OutgoingMessage } from 'coap';
 import { formatPath, validatePath, type Path } from '../lwm2m/path.js';
-import { CoapDemux, type DemuxDiagnostic, type DemuxStats, type Exchange } from './demux.js';
+import { CoapDemux, type DemuxDiagnostic, type DemuxStats, type Exchange, type ExchangeObserve, type ObservationEntry } from './demux.js';
 import { formatPeer, type CoapEndpoint, type PeerAddress, type PeerInfo } from './endpoint.js';
 import {
-  codeToString, encodeUint, METHOD_CODES, methodName, Opt, optionValues, parseCode, uintOption,
-  type CoapMethod, type CoapOption,
+  codeToString, decodeBlock, decodeUint, encodeBlock, encodeUint, METHOD_CODES, methodName, Opt, optionValue, optionValues,
+  parseCode, uintOption, type CoapMessage, type CoapMethod, type CoapOption,
 } from './message.js';
 import { UdpEndpoint, type UdpEndpointOptions } from './udp-endpoint.js';
 
@@ -118,6 +138,11 @@ export interface CoapRequestOptions {
   readonly signal?: AbortSignal;
   /** Cap on the (reassembled) response body; default the node's `maxResponseBytes`. */
   readonly maxResponseBytes?: number;
+  /**
+   * The token (1..8 bytes); default 8 random bytes. Refused (reason `token_in_use`) while a
+   * request or observation holds it for this peer, or a request to another peer has it in flight.
+   */
+  readonly token?: Uint8Array;
 }
 
 export interface CoapResponse {
@@ -132,9 +157,12 @@ export interface CoapResponse {
   readonly peer: PeerInfo;
   /** Datagrams we sent for this request, retransmissions and block follow-ups included. */
   readonly transmissions: number;
+  /** The request's token (the observation's token for `observe()`). */
+  readonly token: Buffer;
 }
 
-export type CoapRequestFailure = 'timeout' | 'aborted' | 'reset' | 'closed' | 'send_failed' | 'too_large' | 'protocol';
+export type CoapRequestFailure =
+  | 'timeout' | 'aborted' | 'reset' | 'closed' | 'send_failed' | 'too_large' | 'protocol' | 'token_in_use';
 
 /** Why a request produced no response. The message names the request, the peer and the cause. */
 export class CoapRequestError extends Error {
@@ -149,7 +177,11 @@ export class CoapRequestError extends Error {
   }
 }
 
-export type CoapNodeDiagnostic = DemuxDiagnostic | { readonly kind: 'handler_error'; readonly peer: PeerInfo; readonly error: unknown };
+export type CoapNodeDiagnostic =
+  | DemuxDiagnostic
+  | { readonly kind: 'handler_error'; readonly peer: PeerInfo; readonly error: unknown }
+  /** A notification matched an observation but was not delivered (older than the newest, bad Observe value, superseded). */
+  | { readonly kind: 'notification_dropped'; readonly peer: PeerInfo; readonly token: Buffer; readonly reason: string };
 
 export interface CoapNodeOptions {
   readonly handler: RequestHandler;
@@ -174,6 +206,146 @@ export interface CoapNodeOptions {
 export interface CoapNodeStats extends DemuxStats {
   /** Our requests in flight. */
   pending: number;
+  /** Open observations. */
+  observations: number;
+  /** Notifications delivered to `onNotification` (since the node started). */
+  notifications: number;
+  /** Notifications matched to an observation but dropped (older than the newest delivered, superseded, malformed Observe). */
+  droppedNotifications: number;
+}
+
+// ---- Observe (RFC 7641) -----------------------------------------------------------------------
+
+/** The request `observe()` sends (with Observe=0) and `cancel({active: true})` repeats (with Observe=1). */
+export interface ObserveRequest {
+  /** Default GET; FETCH for Observe-Composite (paths in `payload`). */
+  readonly method?: 'GET' | 'FETCH';
+  readonly path: Path | string;
+  /** One Uri-Query option per entry (LwM2M 1.2 notification attributes). */
+  readonly query?: readonly (string | Uint8Array)[];
+  readonly accept?: number;
+  /** FETCH only: the request body's format and the body. */
+  readonly contentFormat?: number;
+  readonly payload?: Uint8Array | string;
+  /** Further options, raw. Observe and Block2 options here are ignored: the node sets them itself. */
+  readonly options?: readonly CoapOption[];
+  /** Cap on a (reassembled) response or notification body; default the node's `maxResponseBytes`. */
+  readonly maxResponseBytes?: number;
+}
+
+export interface ObserveOptions extends ObserveRequest {
+  /** The token (1..8 bytes); default 8 random bytes. Same rules as `CoapRequestOptions.token`. */
+  readonly token?: Uint8Array;
+  /** For the Observe request itself (default MAX_TRANSMIT_WAIT). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** One notification (not the initial response, which is `Observation.response`). */
+export interface CoapNotification {
+  /** `2.05`; a non-2.xx code ends the observation (`final`). */
+  readonly code: string;
+  readonly contentFormat: number | undefined;
+  /** The body: Block2 notifications completed with the further blocks unless `truncated`. */
+  readonly payload: Buffer;
+  /** Options of the notification datagram, raw, in wire order. */
+  readonly options: readonly CoapOption[];
+  /** The Observe sequence number (0..2^24-1); undefined when the notification had none (then `final`). */
+  readonly observe: number | undefined;
+  /** Who sent it (with `identity` over DTLS). */
+  readonly peer: PeerInfo;
+  /** CON (already ACKed) or NON. */
+  readonly confirmable: boolean;
+  readonly token: Buffer;
+  /** True when `payload` is only the first block of a larger body (see the header for when). */
+  readonly truncated: boolean;
+  /** True when this notification ended the observation (non-2.xx code or no Observe option). */
+  readonly final: boolean;
+}
+
+/** Called once per delivered notification, in order; errors and rejections become `handler_error` diagnostics. */
+export type NotificationListener = (notification: CoapNotification, observation: ObservationHandle) => void | Promise<void>;
+
+/** Why an observation ended. */
+export type ObservationEnd =
+  /** `cancel()`, active or passive. */
+  | 'cancelled'
+  /** The device sent a notification with a non-2.xx code. */
+  | 'error_response'
+  /** The device sent a 2.xx notification without an Observe option. */
+  | 'not_observed'
+  /** `node.close()`. */
+  | 'node_closed';
+
+export interface ObservationCancelOptions {
+  /** Send GET with Observe=1 (same token, path and options) and resolve with its response. Default false. */
+  readonly active?: boolean;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** An observation the device accepted (or one resumed by token). */
+export interface ObservationHandle {
+  readonly token: Buffer;
+  /** The peer whose notifications are matched (changed by `movePeer`). */
+  readonly peer: PeerAddress;
+  readonly closed: boolean;
+  /** Set once closed. */
+  readonly closeReason: ObservationEnd | undefined;
+  /** The newest sequence number delivered (the initial response's counts); undefined before any. */
+  readonly lastSequence: number | undefined;
+  /** Notifications delivered so far. */
+  readonly notifications: number;
+  /** Resolves (never rejects) with the reason when the observation ends. */
+  readonly done: Promise<ObservationEnd>;
+  /** Calls `listener` once when the observation ends (on a microtask when it already has). */
+  onClose(listener: (reason: ObservationEnd) => void): void;
+  /**
+   * Ends the observation; later notifications get RST. Passive (default): resolves undefined.
+   * Active: sends the cancel request and resolves with its response (any code), or rejects with a
+   * `CoapRequestError` like `request()`; the observation is closed either way. Rejects with a
+   * TypeError for an active cancel of an observation resumed without its request. On a closed
+   * handle: resolves undefined, sends nothing.
+   */
+  cancel(options?: ObservationCancelOptions): Promise<CoapResponse | undefined>;
+  /**
+   * Matches notifications from `peer` from now on (the device's Update reported a new address).
+   * Throws if the token is in use for that peer, or the observation is closed.
+   */
+  movePeer(peer: PeerAddress): void;
+}
+
+/** What `observe()` resolves with. `observation` only when the device accepted the observation. */
+export interface Observation {
+  /** The initial response (any code; 2.xx with an Observe option starts the observation). */
+  readonly response: CoapResponse;
+  /** The sequence number of the initial response, when it had one. */
+  readonly sequence?: number;
+  readonly observation?: ObservationHandle;
+}
+
+export interface ResumeObservationOptions {
+  /** The original Observe request: needed for `cancel({active: true})` and to fetch block-wise notification bodies. */
+  readonly request?: ObserveRequest;
+  /** The newest sequence number delivered before; the ordering rule then applies from now on. Default: accept the first notification. */
+  readonly lastSequence?: number;
+}
+
+/** RFC 7641 §3.4 freshness window: 128 s. */
+export const NOTIFICATION_REORDER_WINDOW_MS = 128_000;
+
+/**
+ * RFC 7641 §3.4: is notification 2 (`next`) newer than notification 1 (`prev`)? Sequence numbers
+ * are 24-bit; times in ms (any monotonic clock). True when V1 < V2 < V1 + 2^23, or V1 > V2 + 2^23
+ * (wrapped), or more than 128 s passed between them.
+ */
+export function isNewerNotification(
+  prev: { readonly sequence: number; readonly receivedAt: number },
+  next: { readonly sequence: number; readonly receivedAt: number },
+): boolean {
+  const v1 = prev.sequence;
+  const v2 = next.sequence;
+  return (v1 < v2 && v2 - v1 < 2 ** 23) || (v1 > v2 && v1 - v2 > 2 ** 23) || next.receivedAt > prev.receivedAt + NOTIFICATION_REORDER_WINDOW_MS;
 }
 
 // ---- implementation -------------------------------------------------------------------------
@@ -271,6 +443,282 @@ interface Pending {
   close(): void;
 }
 
+interface StartHooks {
+  readonly observe?: ExchangeObserve;
+  /**
+   * Runs synchronously when a response settles the request, after its exchange was closed and
+   * before the promise resolves (so no datagram can slip in between). Throwing rejects instead.
+   */
+  readonly onResponse?: (response: CoapResponse, ex: Exchange) => void;
+}
+
+/** node-coap's names for options it manipulates itself (a numeric key would end up duplicated). */
+const NODE_COAP_OPTION_NAMES: ReadonlyMap<number, string> = new Map([
+  [Opt.Observe, 'Observe'],
+  [Opt.Block2, 'Block2'],
+]);
+
+function optionKey(num: number): string {
+  return NODE_COAP_OPTION_NAMES.get(num) ?? String(num);
+}
+
+/** An Observe request as kept for the cancel and for Block2 follow-ups (Observe option removed). */
+interface ObserveTemplate {
+  readonly method: 'GET' | 'FETCH';
+  readonly path: Path | string;
+  readonly query: readonly (string | Uint8Array)[] | undefined;
+  readonly accept: number | undefined;
+  readonly contentFormat: number | undefined;
+  readonly payload: Buffer | undefined;
+  readonly options: readonly CoapOption[];
+  readonly maxResponseBytes: number | undefined;
+}
+
+function observeTemplate(o: ObserveRequest): ObserveTemplate {
+  const method = o.method ?? 'GET';
+  if (method !== 'GET' && method !== 'FETCH') throw new TypeError(`an Observe request is GET or FETCH, not ${String(method)}`);
+  if (method === 'GET' && (o.payload !== undefined || o.contentFormat !== undefined)) {
+    throw new TypeError('an Observe GET has no payload or Content-Format');
+  }
+  pathSegments(o.path); // validates now rather than at cancel time
+  return {
+    method,
+    path: o.path,
+    query: o.query === undefined ? undefined : [...o.query],
+    accept: o.accept,
+    contentFormat: o.contentFormat,
+    payload: o.payload === undefined ? undefined : Buffer.from(toBuffer(o.payload)),
+    options: (o.options ?? []).filter((x) => x.number !== Opt.Observe && x.number !== Opt.Block2),
+    maxResponseBytes: o.maxResponseBytes,
+  };
+}
+
+/** The request for a template: with Observe=`observe`, or (undefined) without Observe, plus extra options. */
+function requestFromTemplate(t: ObserveTemplate, observe: 0 | 1 | undefined, extra: readonly CoapOption[] = []): CoapRequestOptions {
+  const options = [...t.options, ...extra];
+  if (observe !== undefined) options.push({ number: Opt.Observe, value: encodeUint(observe) });
+  return {
+    method: t.method,
+    path: t.path,
+    options,
+    ...(t.query !== undefined ? { query: t.query } : {}),
+    ...(t.accept !== undefined ? { accept: t.accept } : {}),
+    ...(t.contentFormat !== undefined ? { contentFormat: t.contentFormat } : {}),
+    ...(t.payload !== undefined ? { payload: t.payload } : {}),
+    ...(t.maxResponseBytes !== undefined ? { maxResponseBytes: t.maxResponseBytes } : {}),
+  };
+}
+
+/** What an observation needs from its node. */
+interface ObservationHost {
+  readonly demux: CoapDemux;
+  opened(o: ObservationImpl): void;
+  closed(o: ObservationImpl): void;
+  delivered(): void;
+  dropped(peer: PeerInfo, token: Buffer, reason: string): void;
+  diag(d: CoapNodeDiagnostic): void;
+  request(peer: PeerAddress, o: CoapRequestOptions, hooks?: StartHooks): Promise<CoapResponse>;
+}
+
+class ObservationImpl implements ObservationHandle {
+  readonly token: Buffer;
+  private currentPeer: PeerAddress;
+  private entry: ObservationEntry | undefined;
+  private reason: ObservationEnd | undefined;
+  private last: { sequence: number; receivedAt: number } | undefined;
+  /** Bumped for every accepted notification: a Block2 completion for an older one is superseded. */
+  private generation = 0;
+  private delivered = 0;
+  private readonly listeners: ((reason: ObservationEnd) => void)[] = [];
+  private readonly fetches = new Set<AbortController>();
+  private resolveDone!: (reason: ObservationEnd) => void;
+  readonly done: Promise<ObservationEnd>;
+
+  constructor(
+    private readonly host: ObservationHost,
+    peer: PeerAddress,
+    token: Buffer,
+    private readonly template: ObserveTemplate | undefined,
+    private readonly listener: NotificationListener,
+    initialSequence: number | undefined,
+  ) {
+    this.token = Buffer.from(token);
+    this.currentPeer = { address: peer.address, port: peer.port };
+    if (initialSequence !== undefined) this.last = { sequence: initialSequence, receivedAt: performance.now() };
+    this.done = new Promise<ObservationEnd>((resolve) => {
+      this.resolveDone = resolve;
+    });
+  }
+
+  get peer(): PeerAddress {
+    return this.currentPeer;
+  }
+
+  get closed(): boolean {
+    return this.reason !== undefined;
+  }
+
+  get closeReason(): ObservationEnd | undefined {
+    return this.reason;
+  }
+
+  get lastSequence(): number | undefined {
+    return this.last?.sequence;
+  }
+
+  get notifications(): number {
+    return this.delivered;
+  }
+
+  /** Registers the token with the demux (throws if it is in use). */
+  open(): void {
+    this.entry = this.host.demux.openObservation(this.currentPeer, this.token.toString('hex'), { notify: (m, peer) => this.receive(m, peer) });
+    this.host.opened(this);
+  }
+
+  onClose(listener: (reason: ObservationEnd) => void): void {
+    const reason = this.reason;
+    if (reason !== undefined) {
+      queueMicrotask(() => this.callCloseListener(listener, reason));
+      return;
+    }
+    this.listeners.push(listener);
+  }
+
+  movePeer(peer: PeerAddress): void {
+    if (this.closed || this.entry === undefined) throw new Error('the observation is closed');
+    this.host.demux.moveObservation(this.entry, peer);
+    this.currentPeer = { address: peer.address, port: peer.port };
+  }
+
+  async cancel(o: ObservationCancelOptions = {}): Promise<CoapResponse | undefined> {
+    if (this.closed) return undefined;
+    if (o.active === true && this.template === undefined) {
+      throw new TypeError('an active cancel needs the Observe request (resumeObservation without `request`)');
+    }
+    this.close('cancelled');
+    if (o.active !== true) return undefined;
+    return this.host.request(
+      this.currentPeer,
+      {
+        ...requestFromTemplate(this.template!, 1),
+        token: this.token,
+        ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+        ...(o.signal !== undefined ? { signal: o.signal } : {}),
+      },
+      { observe: 'cancel' },
+    );
+  }
+
+  close(reason: ObservationEnd): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    if (this.entry !== undefined) this.host.demux.closeObservation(this.entry);
+    for (const f of this.fetches) f.abort();
+    this.fetches.clear();
+    this.host.closed(this);
+    this.resolveDone(reason);
+    for (const l of this.listeners.splice(0)) this.callCloseListener(l, reason);
+  }
+
+  private callCloseListener(listener: (reason: ObservationEnd) => void, reason: ObservationEnd): void {
+    try {
+      listener(reason);
+    } catch (error) {
+      const { address, port } = this.currentPeer;
+      this.host.diag({ kind: 'handler_error', peer: { address, port, family: address.includes(':') ? 'IPv6' : 'IPv4', size: 0 }, error });
+    }
+  }
+
+  /** A separate response with our token from our peer (the demux ACKed it if CON). */
+  receive(m: CoapMessage, peer: PeerInfo): void {
+    if (this.closed) return;
+    const raw = optionValue(m.options, Opt.Observe);
+    if (raw !== undefined && raw.length > 3) {
+      this.host.dropped(peer, this.token, `Observe option of ${raw.length} bytes (at most 3)`);
+      return;
+    }
+    const sequence = raw === undefined ? undefined : decodeUint(raw)!;
+    const success = m.code >> 5 === 2;
+    const final = !success || sequence === undefined;
+    if (!final) {
+      const now = performance.now();
+      const next = { sequence, receivedAt: now };
+      if (this.last !== undefined && !isNewerNotification(this.last, next)) {
+        this.host.dropped(peer, this.token, `notification ${sequence} is not newer than ${this.last.sequence}`);
+        return;
+      }
+      this.last = next;
+      this.generation++;
+    }
+    const block2Raw = optionValue(m.options, Opt.Block2);
+    const block2 = block2Raw === undefined ? undefined : decodeBlock(block2Raw);
+    const partial = block2 !== undefined && block2.more;
+    const n: CoapNotification = {
+      code: codeToString(m.code),
+      contentFormat: uintOption(m.options, Opt.ContentFormat),
+      payload: Buffer.from(m.payload),
+      options: m.options.map((x) => ({ number: x.number, value: Buffer.from(x.value) })),
+      observe: sequence,
+      peer,
+      confirmable: m.type === 0,
+      token: this.token,
+      truncated: partial,
+      final,
+    };
+    if (partial && !final && block2.num === 0 && block2.szx < 7 && this.template !== undefined) {
+      this.completeBlocks(n, block2.szx, this.generation);
+      return;
+    }
+    this.deliver(n);
+    if (final) this.close(success ? 'not_observed' : 'error_response');
+  }
+
+  /** Fetches Block2 NUM 1.. of a block-wise notification, then delivers it whole (or truncated). */
+  private completeBlocks(n: CoapNotification, szx: number, generation: number): void {
+    const ac = new AbortController();
+    this.fetches.add(ac);
+    const t = this.template!;
+    const etag = optionValue(n.options, Opt.ETag);
+    const done = (r: CoapResponse | undefined): void => {
+      this.fetches.delete(ac);
+      if (this.closed) return;
+      if (generation !== this.generation) {
+        this.host.dropped(n.peer, this.token, `notification ${n.observe} superseded while its blocks were fetched`);
+        return;
+      }
+      let whole: Buffer | undefined;
+      if (r !== undefined && r.code.startsWith('2.')) {
+        const etag2 = optionValue(r.options, Opt.ETag);
+        const sameRepresentation = etag === undefined || etag2 === undefined || etag.equals(etag2);
+        if (sameRepresentation) {
+          // A device that ignored Block2 sent the whole body; otherwise the blocks from NUM 1 on.
+          whole = optionValue(r.options, Opt.Block2) === undefined ? r.payload : Buffer.concat([n.payload, r.payload]);
+        }
+      }
+      this.deliver(whole === undefined ? n : { ...n, payload: whole, truncated: false });
+    };
+    this.host
+      .request(this.currentPeer, {
+        ...requestFromTemplate(t, undefined, [{ number: Opt.Block2, value: encodeBlock(1, false, szx) }]),
+        signal: ac.signal,
+      })
+      .then(done, () => done(undefined));
+  }
+
+  private deliver(n: CoapNotification): void {
+    this.delivered++;
+    this.host.delivered();
+    const failed = (error: unknown): void => this.host.diag({ kind: 'handler_error', peer: n.peer, error });
+    try {
+      const r = this.listener(n, this);
+      if (r !== undefined && typeof r.then === 'function') r.then(undefined, failed);
+    } catch (error) {
+      failed(error);
+    }
+  }
+}
+
 export class CoapNode {
   readonly endpoint: CoapEndpoint;
   readonly transmission: TransmissionParams;
@@ -279,6 +727,10 @@ export class CoapNode {
   private readonly agent: Agent;
   private readonly handler: RequestHandler;
   private readonly pending = new Set<Pending>();
+  private readonly observations = new Set<ObservationImpl>();
+  private notificationCount = 0;
+  private droppedNotificationCount = 0;
+  private readonly observationHost: ObservationHost;
   private readonly openResponses = new Set<Responder>();
   private readonly tokens = new TokenSource();
   private readonly maxResponseBytes: number;
@@ -330,6 +782,26 @@ export class CoapNode {
     this.server.on('request', (req: IncomingMessage, res: OutgoingMessage) => this.dispatch(req, res));
     this.server.on('error', () => { /* see agent */ });
     this.server.listen(this.demux.serverPort);
+
+    this.observationHost = {
+      demux: this.demux,
+      opened: (o) => this.observations.add(o),
+      closed: (o) => this.observations.delete(o),
+      delivered: () => this.notificationCount++,
+      dropped: (peer, token, reason) => {
+        this.droppedNotificationCount++;
+        this.diag({ kind: 'notification_dropped', peer, token, reason });
+      },
+      diag: (d) => this.diag(d),
+      request: (peer, o, hooks) =>
+        new Promise<CoapResponse>((resolve, reject) => {
+          try {
+            this.start(peer, o, resolve, reject, hooks);
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        }),
+    };
   }
 
   address(): AddressInfo {
@@ -337,17 +809,24 @@ export class CoapNode {
   }
 
   stats(): CoapNodeStats {
-    return { ...this.demux.stats, pending: this.pending.size };
+    return {
+      ...this.demux.stats,
+      pending: this.pending.size,
+      observations: this.observations.size,
+      notifications: this.notificationCount,
+      droppedNotifications: this.droppedNotificationCount,
+    };
   }
 
   get closed(): boolean {
     return this.closing !== undefined;
   }
 
-  /** Stops serving, rejects pending requests with reason 'closed', releases the endpoint. */
+  /** Stops serving, rejects pending requests with reason 'closed', ends observations (`node_closed`), releases the endpoint. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
+      for (const o of [...this.observations]) o.close('node_closed');
       for (const p of [...this.pending]) p.close();
       for (const r of this.openResponses) r.cancel();
       this.openResponses.clear();
@@ -424,7 +903,13 @@ export class CoapNode {
     });
   }
 
-  private start(peer: PeerAddress, o: CoapRequestOptions, resolve: (r: CoapResponse) => void, reject: (e: Error) => void): void {
+  private start(
+    peer: PeerAddress,
+    o: CoapRequestOptions,
+    resolve: (r: CoapResponse) => void,
+    reject: (e: Error) => void,
+    hooks?: StartHooks,
+  ): void {
     if (!Object.hasOwn(METHOD_CODES, o.method)) throw new TypeError(`unknown CoAP method ${String(o.method)}`);
     const { segments, text } = pathSegments(o.path);
     const what = `CoAP ${o.method} ${text} to ${formatPeer(peer)}`;
@@ -448,7 +933,7 @@ export class CoapNode {
       checkFormat(o.accept);
       options['Accept'] = encodeUint(o.accept);
     }
-    if (o.options !== undefined) for (const [num, values] of groupOptions(o.options)) options[String(num)] = values;
+    if (o.options !== undefined) for (const [num, values] of groupOptions(o.options)) options[optionKey(num)] = values;
     const payload = o.payload === undefined ? EMPTY : toBuffer(o.payload);
     if (payload.length > this.blockSize) {
       // node-coap's Agent sends block-wise when a Block1 option is present; its first byte is SZX.
@@ -456,8 +941,7 @@ export class CoapNode {
       options['Size1'] = encodeUint(payload.length);
     }
 
-    let token = this.tokens.next();
-    while (this.demux.hasExchange(peer, token.toString('hex'))) token = this.tokens.next();
+    const token = this.pickToken(peer, o.token, what);
 
     let settled = false;
     let agentFinished = false; // node-coap already cleaned the request up (response or its own timeout)
@@ -495,25 +979,40 @@ export class CoapNode {
       const r = res!;
       const m = this.demux.messageFor(r.rsinfo);
       const opts = m?.options ?? [];
-      resolve({
+      const response: CoapResponse = {
         code: r.code,
         contentFormat: uintOption(opts, Opt.ContentFormat),
         payload: Buffer.isBuffer(r.payload) ? r.payload : EMPTY,
         options: opts,
         peer: r.rsinfo as PeerInfo,
         transmissions: sent(),
-      });
+        token,
+      };
+      if (hooks?.onResponse !== undefined) {
+        try {
+          hooks.onResponse(response, ex!);
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+      }
+      resolve(response);
     };
 
-    ex = this.demux.openExchange(peer, token.toString('hex'), o.maxResponseBytes ?? this.maxResponseBytes, (error) =>
-      finish(
-        new CoapRequestError(
-          /exceeds/.test(error.message) ? 'too_large' : 'protocol',
-          `${what} failed: ${error.message}`,
-          sent(),
-          { cause: error },
+    ex = this.demux.openExchange(
+      peer,
+      token.toString('hex'),
+      o.maxResponseBytes ?? this.maxResponseBytes,
+      (error) =>
+        finish(
+          new CoapRequestError(
+            /exceeds/.test(error.message) ? 'too_large' : 'protocol',
+            `${what} failed: ${error.message}`,
+            sent(),
+            { cause: error },
+          ),
         ),
-      ),
+      hooks?.observe,
     );
     this.pending.add(pending);
     o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -565,6 +1064,115 @@ export class CoapNode {
     });
     if (settled) return;
     req.end(payload.length > 0 ? payload : undefined);
+  }
+
+  /** The caller's token (checked) or a fresh random one no exchange/observation/Agent request holds. */
+  private pickToken(peer: PeerAddress, wanted: Uint8Array | undefined, what: string): Buffer {
+    if (wanted === undefined) {
+      let token = this.tokens.next();
+      while (this.tokenBusy(peer, token.toString('hex'))) token = this.tokens.next();
+      return token;
+    }
+    const token = Buffer.from(wanted);
+    if (token.length < 1 || token.length > 8) throw new RangeError(`a token is 1..8 bytes, got ${token.length}`);
+    const hex = token.toString('hex');
+    if (this.tokenBusy(peer, hex)) {
+      throw new CoapRequestError('token_in_use', `${what}: token ${hex} is in use (a request or observation holds it)`, 0);
+    }
+    return token;
+  }
+
+  /**
+   * In use for this peer, or by any request node-coap's Agent has in flight: the Agent files
+   * requests by token alone, so two in flight with one token (to different peers) would collide.
+   */
+  private tokenBusy(peer: PeerAddress, hex: string): boolean {
+    return this.demux.tokenInUse(peer, hex) || this.agent._tkToReq.has(hex);
+  }
+
+  // ---- Observe ------------------------------------------------------------------------------
+
+  /**
+   * Sends `o` (GET by default) with Observe=0 and resolves with the response, plus an
+   * `ObservationHandle` when the device accepted the observation (2.xx with an Observe option).
+   * Rejects like `request()` when there is no response. `onNotification` gets every later
+   * notification (not the initial response), possibly before this promise settles.
+   */
+  observe(peer: PeerAddress, o: ObserveOptions, onNotification: NotificationListener): Promise<Observation> {
+    return new Promise<Observation>((resolve, reject) => {
+      try {
+        const template = observeTemplate(o);
+        let result: { observation: ObservationImpl; sequence: number } | undefined;
+        const req: CoapRequestOptions = {
+          ...requestFromTemplate(template, 0),
+          ...(o.token !== undefined ? { token: o.token } : {}),
+          ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+          ...(o.signal !== undefined ? { signal: o.signal } : {}),
+        };
+        this.start(
+          peer,
+          req,
+          (response) =>
+            resolve(result === undefined ? { response } : { response, sequence: result.sequence, observation: result.observation }),
+          reject,
+          {
+            observe: 'register',
+            onResponse: (response, ex) => {
+              result = this.establish(peer, response, ex, template, onNotification);
+            },
+          },
+        );
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+  }
+
+  /**
+   * Registers `token` as an observation of `peer` without sending anything: after a restart the
+   * device keeps notifying on the token the registry remembers, and those notifications must not
+   * be refused with RST. Throws `CoapRequestError` (`token_in_use`, `closed`) or RangeError.
+   */
+  resumeObservation(
+    peer: PeerAddress,
+    token: Uint8Array,
+    onNotification: NotificationListener,
+    opts: ResumeObservationOptions = {},
+  ): ObservationHandle {
+    const t = Buffer.from(token);
+    if (t.length < 1 || t.length > 8) throw new RangeError(`a token is 1..8 bytes, got ${t.length}`);
+    const hex = t.toString('hex');
+    const what = `observation ${hex} of ${formatPeer(peer)}`;
+    if (this.closed) throw new CoapRequestError('closed', `${what}: node is closed`, 0);
+    if (this.demux.tokenInUse(peer, hex)) throw new CoapRequestError('token_in_use', `${what}: token is in use for this peer`, 0);
+    const seq = opts.lastSequence;
+    if (seq !== undefined && !(Number.isInteger(seq) && seq >= 0 && seq < 2 ** 24)) throw new RangeError(`lastSequence ${seq} is not a 24-bit uint`);
+    const template = opts.request === undefined ? undefined : observeTemplate(opts.request);
+    const h = new ObservationImpl(this.observationHost, peer, t, template, onNotification, seq);
+    h.open();
+    return h;
+  }
+
+  /** The initial response settled the Observe request: start the observation if the device accepted it. */
+  private establish(
+    peer: PeerAddress,
+    response: CoapResponse,
+    ex: Exchange,
+    template: ObserveTemplate,
+    onNotification: NotificationListener,
+  ): { observation: ObservationImpl; sequence: number } | undefined {
+    const first = ex.firstResponse;
+    if (first === undefined || first.code >> 5 !== 2 || !response.code.startsWith('2.')) return undefined;
+    const raw = optionValue(first.options, Opt.Observe);
+    if (raw === undefined || raw.length > 3) return undefined;
+    const sequence = decodeUint(raw)!;
+    const h = new ObservationImpl(this.observationHost, peer, response.token, template, onNotification, sequence);
+    h.open();
+    for (const held of ex.held) {
+      if (h.closed) break;
+      h.receive(held.message, held.peer);
+    }
+    return { observation: h, sequence };
   }
 
   private diag(d: CoapNodeDiagnostic): void {

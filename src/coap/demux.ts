@@ -38,6 +38,21 @@
  * - separate responses go to the Agent only when (peer, token) is an exchange coap-node.ts opened;
  *   a CON one is ACKed here (and re-ACKed if it is retransmitted) and handed to the Agent as NON
  *   with a message ID the Agent has no request under, so its MID lookup cannot misfire;
+ * - Observe (RFC 7641): the Agent never sees notifications. coap-node.ts sends the Observe=0
+ *   request as a plain request (node-coap's own `observe` mode is not used) and, once the first
+ *   2.xx carrying an Observe option settled it, registers (peer, token) here as an *observation*
+ *   (`openObservation`). Separate responses with that (peer, token) go to the observation's sink,
+ *   CON ones ACKed here first (and re-ACKed, not re-delivered, when retransmitted). Exchanges and
+ *   observations share one token space per peer. Notifications nobody observes are refused with
+ *   RST, CON and NON alike (RFC 7641 §3.6: that is how a device learns an observation is gone);
+ *   a NON separate response *without* an Observe option and an unknown token is still ignored.
+ *   Two corners of the exchange that carries the Observe request: when its response comes
+ *   block-wise, node-coap fetches the further blocks re-sending the request with Block2 num 1..;
+ *   this layer strips the Observe option from those follow-ups (RFC 7959 §2.6: the rest is a
+ *   plain GET) and holds notifications that arrive meanwhile (`Exchange.held`) instead of letting
+ *   the Agent mistake them for a block. While an Observe=1 (cancel) request is in flight, separate
+ *   responses with that token that carry an Observe option are late notifications: RST, never
+ *   the cancel's response (RFC 7641 §3.6: the answer to a cancel is a plain response);
  * - response bodies (Block2) are counted per exchange against a cap; exceptions thrown by
  *   node-coap while handling a datagram are caught and fail that exchange instead of the process.
  */
@@ -84,6 +99,9 @@ export interface DemuxOptions {
   readonly onDiagnostic?: (d: DemuxDiagnostic) => void;
 }
 
+/** What an exchange is, as far as Observe matters (see the header). */
+export type ExchangeObserve = 'register' | 'cancel' | undefined;
+
 /** An outgoing request opened by coap-node.ts: responses with this (peer, token) are ours. */
 export interface Exchange {
   readonly key: string;
@@ -99,7 +117,34 @@ export interface Exchange {
   /** Called at most once, when this layer must fail the exchange (too large, node-coap threw). */
   readonly fail: (err: Error) => void;
   closed: boolean;
+  /** `register` for an Observe=0 request, `cancel` for Observe=1, else undefined. */
+  readonly observe: ExchangeObserve;
+  /** The first response datagram handed to the Agent (its Observe option tells whether an observation began). */
+  firstResponse: CoapMessage | undefined;
+  /** `register` only: notifications that arrived while node-coap was still fetching Block2 blocks (at most 16, newest kept). */
+  readonly held: { readonly message: CoapMessage; readonly peer: PeerInfo }[];
 }
+
+/** Receives the notifications of one observation (see `openObservation`). */
+export interface ObservationSink {
+  /**
+   * A separate response (CON: already ACKed; NON) with the observation's token from its peer.
+   * Called synchronously from the endpoint's 'message' event; exceptions are caught (diagnostic
+   * `internal`). Values in `message` are views of the datagram.
+   */
+  notify(message: CoapMessage, peer: PeerInfo): void;
+}
+
+/** A registered observation: (peer, token) whose separate responses are notifications. */
+export interface ObservationEntry {
+  key: string;
+  peerKey: string;
+  readonly tokenHex: string;
+  readonly sink: ObservationSink;
+  closed: boolean;
+}
+
+const MAX_HELD = 16;
 
 interface InboundEntry {
   readonly type: number;
@@ -158,6 +203,7 @@ export class CoapDemux {
   /** ACKs we sent for CON separate responses (and their tokens), to re-ACK retransmissions. */
   private readonly acked: TtlMap<{ readonly ack: Buffer; readonly tokenHex: string }>;
   private readonly exchanges = new Map<string, Exchange>();
+  private readonly observations = new Map<string, ObservationEntry>();
   /** The decoded message behind each rinfo handed to node-coap (see `messageFor`). */
   private readonly decoded = new WeakMap<object, CoapMessage>();
   private readonly onMessage = (msg: Buffer, peer: PeerInfo): void => this.receive(msg, peer);
@@ -183,18 +229,67 @@ export class CoapDemux {
     return this.decoded.get(rinfo);
   }
 
-  /** Registers an outgoing request's token before node-coap sends it. */
-  openExchange(peer: PeerAddress, tokenHex: string, maxResponseBytes: number, fail: (err: Error) => void): Exchange {
+  /** Registers an outgoing request's token before node-coap sends it. Throws if the token is in use for that peer. */
+  openExchange(
+    peer: PeerAddress,
+    tokenHex: string,
+    maxResponseBytes: number,
+    fail: (err: Error) => void,
+    observe: ExchangeObserve = undefined,
+  ): Exchange {
     const pk = peerKey(peer);
     const key = `${pk}#${tokenHex}`;
-    if (this.exchanges.has(key)) throw new Error('token already in use for this peer');
-    const ex: Exchange = { key, peerKey: pk, tokenHex, mids: [], transmissions: 0, received: 0, maxResponseBytes, fail, closed: false };
+    if (this.exchanges.has(key) || this.observations.has(key)) throw new Error('token already in use for this peer');
+    const ex: Exchange = {
+      key, peerKey: pk, tokenHex, mids: [], transmissions: 0, received: 0, maxResponseBytes, fail, closed: false,
+      observe, firstResponse: undefined, held: [],
+    };
     this.exchanges.set(key, ex);
     return ex;
   }
 
   hasExchange(peer: PeerAddress, tokenHex: string): boolean {
     return this.exchanges.has(`${peerKey(peer)}#${tokenHex}`);
+  }
+
+  /** True if an exchange or an observation holds this token for this peer. */
+  tokenInUse(peer: PeerAddress, tokenHex: string): boolean {
+    const key = `${peerKey(peer)}#${tokenHex}`;
+    return this.exchanges.has(key) || this.observations.has(key);
+  }
+
+  /**
+   * Registers (peer, token) as an observation: its separate responses go to `sink`. Throws if the
+   * token is in use for that peer (by an exchange or another observation).
+   */
+  openObservation(peer: PeerAddress, tokenHex: string, sink: ObservationSink): ObservationEntry {
+    const pk = peerKey(peer);
+    const key = `${pk}#${tokenHex}`;
+    if (this.closed) throw new Error('the demultiplexer is closed');
+    if (this.exchanges.has(key) || this.observations.has(key)) throw new Error('token already in use for this peer');
+    const entry: ObservationEntry = { key, peerKey: pk, tokenHex, sink, closed: false };
+    this.observations.set(key, entry);
+    return entry;
+  }
+
+  /** Matches an observation's notifications from `peer` from now on. Throws if the token is in use there. */
+  moveObservation(entry: ObservationEntry, peer: PeerAddress): void {
+    if (entry.closed) throw new Error('the observation is closed');
+    const pk = peerKey(peer);
+    const key = `${pk}#${entry.tokenHex}`;
+    if (key === entry.key) return;
+    if (this.exchanges.has(key) || this.observations.has(key)) throw new Error('token already in use for that peer');
+    this.observations.delete(entry.key);
+    entry.key = key;
+    entry.peerKey = pk;
+    this.observations.set(key, entry);
+  }
+
+  /** Forgets an observation: its next notification gets RST. */
+  closeObservation(entry: ObservationEntry): void {
+    if (entry.closed) return;
+    entry.closed = true;
+    if (this.observations.get(entry.key) === entry) this.observations.delete(entry.key);
   }
 
   /** Forgets an exchange: later datagrams for it are unmatched (RST if CON). */
@@ -214,6 +309,8 @@ export class CoapDemux {
     this.closed = true;
     this.endpoint.off('message', this.onMessage);
     this.exchanges.clear();
+    for (const o of this.observations.values()) o.closed = true;
+    this.observations.clear();
     this.inbound.clear();
     this.outboundCon.clear();
     this.acked.clear();
@@ -237,6 +334,7 @@ export class CoapDemux {
           if (ex !== undefined) {
             ex.transmissions++;
             if (!ex.mids.includes(h.messageId)) ex.mids.push(h.messageId);
+            if (ex.observe === 'register' && ex.firstResponse !== undefined) buf = stripObserveFromFollowUp(buf);
           }
           if (h.type === CON) this.outboundCon.set(midKey, { side, exchange: ex });
         }
@@ -355,7 +453,10 @@ export class CoapDemux {
         return this.unmatched(peer, 'piggybacked response with a foreign token');
       }
       this.outboundCon.delete(k);
-      if (ex !== undefined && !this.account(ex, m)) return;
+      if (ex !== undefined) {
+        if (!this.account(ex, m)) return;
+        ex.firstResponse ??= m;
+      }
       this.deliver('agent', m, buf, peer, ex);
       return;
     }
@@ -373,17 +474,39 @@ export class CoapDemux {
         return;
       }
     }
-    const ex = this.exchanges.get(`${pk}#${tokenHex}`);
+    const key = `${pk}#${tokenHex}`;
+    const isNotification = optionValue(m.options, Opt.Observe) !== undefined;
+    const ex = this.exchanges.get(key);
     if (ex === undefined) {
-      if (m.type === CON) this.reply(encodeEmpty(RST, m.messageId), peer);
-      return this.unmatched(peer, 'separate response with an unknown token');
+      const obs = this.observations.get(key);
+      if (obs !== undefined) {
+        if (m.type === CON) this.ack(m, midKey, tokenHex, peer);
+        try {
+          obs.sink.notify(m, peer);
+        } catch (error) {
+          this.diag({ kind: 'internal', side: 'agent', error });
+        }
+        return;
+      }
+      // RFC 7641 §3.6: a notification nobody observes is rejected, CON or NON.
+      if (m.type === CON || isNotification) this.reply(encodeEmpty(RST, m.messageId), peer);
+      return this.unmatched(peer, isNotification ? 'notification with an unknown token' : 'separate response with an unknown token');
     }
-    if (m.type === CON) {
-      const ack = encodeEmpty(ACK, m.messageId);
-      this.acked.set(midKey, { ack, tokenHex });
-      this.reply(ack, peer);
+    if (isNotification && ex.observe === 'cancel') {
+      // The observation is being cancelled; this is a late notification, not the cancel's answer.
+      this.reply(encodeEmpty(RST, m.messageId), peer);
+      return this.unmatched(peer, 'notification while the observation is being cancelled');
     }
+    if (isNotification && ex.observe === 'register' && ex.firstResponse !== undefined && !isBlockFollowUp(m)) {
+      // A notification while node-coap fetches the initial response's further blocks: hold it.
+      if (m.type === CON) this.ack(m, midKey, tokenHex, peer);
+      if (ex.held.length >= MAX_HELD) ex.held.shift();
+      ex.held.push({ message: m, peer });
+      return;
+    }
+    if (m.type === CON) this.ack(m, midKey, tokenHex, peer);
     if (!this.account(ex, m)) return;
+    ex.firstResponse ??= m;
     // Hand it to the Agent as NON under a MID it has nothing filed under (see the header).
     const copy = Buffer.from(buf);
     copy[0] = (copy[0]! & 0xcf) | (NON << 4);
@@ -391,6 +514,13 @@ export class CoapDemux {
     copy[2] = mid >> 8;
     copy[3] = mid & 0xff;
     this.deliver('agent', m, copy, peer, ex);
+  }
+
+  /** ACKs a CON separate response and remembers the ACK for its retransmissions. */
+  private ack(m: CoapMessage, midKey: string, tokenHex: string, peer: PeerInfo): void {
+    const ack = encodeEmpty(ACK, m.messageId);
+    this.acked.set(midKey, { ack, tokenHex });
+    this.reply(ack, peer);
   }
 
   /** Counts response payload against the exchange's cap; fails the exchange when exceeded. */
@@ -436,4 +566,31 @@ export class CoapDemux {
       // A logging hook must not break the message layer.
     }
   }
+}
+
+/** A response carrying Block2 with NUM ≥ 1: a further block of a block-wise transfer, not a new notification. */
+function isBlockFollowUp(m: CoapMessage): boolean {
+  const raw = optionValue(m.options, Opt.Block2);
+  if (raw === undefined) return false;
+  const b = decodeBlock(raw);
+  return b !== undefined && b.num > 0;
+}
+
+/**
+ * node-coap fetches a block-wise response's further blocks by re-sending the request with Block2
+ * NUM 1.., Observe option included. RFC 7959 §2.6: those follow-ups are plain GETs. Returns the
+ * datagram without its Observe option when it is such a follow-up, else unchanged.
+ */
+function stripObserveFromFollowUp(buf: Buffer): Buffer {
+  const r = decodeMessage(buf);
+  if (!r.ok) return buf;
+  const m = r.message;
+  if (optionValue(m.options, Opt.Observe) === undefined) return buf;
+  const raw = optionValue(m.options, Opt.Block2);
+  const b = raw === undefined ? undefined : decodeBlock(raw);
+  if (b === undefined || b.num === 0) return buf;
+  return encodeMessage({
+    type: m.type, code: m.code, messageId: m.messageId, token: m.token,
+    options: m.options.filter((o) => o.number !== Opt.Observe), payload: m.payload,
+  });
 }
