@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { generateServerKeyPair } from './bootstrap/credentials.js';
 import { BootstrapServer, type SessionEnd } from './bootstrap/server.js';
 import { RegistrationServer, type RegistrationChange } from './registration/server.js';
+import { DeviceManager } from './registration/management/manager.js';
 import type { TransmissionParams } from './coap/coap-node.js';
 import type { Config } from './config/config.js';
 import { loadObjectRegistry } from './lwm2m/ddf.js';
@@ -23,12 +24,16 @@ export interface AppOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly onSessionEnd?: (e: SessionEnd) => void;
   readonly onRegistrationChange?: (c: RegistrationChange) => void;
+  /** How long a queue-mode client counts as awake after it spoke (default 93 s). */
+  readonly awakeMs?: number;
 }
 
 export interface App {
   readonly store: SqliteStore;
   readonly bootstrap: BootstrapServer;
   readonly registration: RegistrationServer;
+  /** Device management to registered clients (the admin API's backend). */
+  readonly management: DeviceManager;
   /** Bound addresses, by listener name (`bootstrap.coap`, `registration.coap`). */
   readonly addresses: ReadonlyMap<string, AddressInfo>;
   close(): Promise<void>;
@@ -43,6 +48,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   const addresses = new Map<string, AddressInfo>();
   let bootstrap: BootstrapServer | undefined;
   let registration: RegistrationServer | undefined;
+  let management: DeviceManager | undefined;
   try {
     if (store.keySource === 'created') {
       log.warn('created a new secret key for the database; back it up, or set LWBS_SECRET_KEY', { file: `${config.dataDir}/secret.key` });
@@ -72,10 +78,12 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       log,
       ...(opts.onRegistrationChange ? { onChange: opts.onRegistrationChange } : {}),
     });
+    management = new DeviceManager({ store, server: registration, objects: registry, log, ...(opts.awakeMs !== undefined ? { awakeMs: opts.awakeMs } : {}) });
     if (config.registration.coap) {
       const node = await registration.listen({ ...config.registration.coap, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
       addresses.set('registration.coap', node.address());
     }
+    await management.start();
     if (config.registration.coaps) log.warn('registration.coaps is configured, but this build has no DTLS yet: not listening', { listen: `${config.registration.coaps.host}:${config.registration.coaps.port}` });
     log.info('lwbs started', {
       dataDir: config.dataDir,
@@ -83,6 +91,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       ...Object.fromEntries([...addresses].map(([k, a]) => [k, a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`])),
     });
   } catch (e) {
+    await management?.close();
     await bootstrap?.close();
     await registration?.close();
     await store.close();
@@ -90,14 +99,17 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   }
   const bs = bootstrap;
   const rs = registration;
+  const dm = management;
   let closing: Promise<void> | undefined;
   return {
     store,
     bootstrap: bs,
     registration: rs,
+    management: dm,
     addresses,
     close: () =>
       (closing ??= (async () => {
+        await dm.close();
         await bs.close();
         await rs.close();
         await store.close();

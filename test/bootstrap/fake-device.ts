@@ -13,11 +13,26 @@ export interface ServerRequest {
   readonly contentFormat: number | undefined;
   readonly accept: number | undefined;
   readonly payload: Buffer;
+  /** Uri-Query options as text. */
+  readonly query: readonly string[];
+  /** The Observe option's value (0 register, 1 deregister), undefined without one. */
+  readonly observe: number | undefined;
+  readonly token: Buffer;
   /** Position among all datagrams the device received. */
   readonly index: number;
 }
 
-export type Answer = { readonly code: string; readonly payload?: Buffer | string; readonly contentFormat?: number } | 'silent';
+export type Answer =
+  | {
+      readonly code: string;
+      readonly payload?: Buffer | string;
+      readonly contentFormat?: number;
+      /** Adds an Observe option with this sequence number (an accepted observation). */
+      readonly observe?: number;
+      /** Location-Path segments (a Create where the device picked the instance). */
+      readonly location?: readonly string[];
+    }
+  | 'silent';
 
 const METHODS: Record<string, string> = { '0.01': 'GET', '0.02': 'POST', '0.03': 'PUT', '0.04': 'DELETE' };
 
@@ -66,6 +81,9 @@ export class FakeDevice {
       contentFormat: uint(opt(p, 'Content-Format')[0]),
       accept: uint(opt(p, 'Accept')[0]),
       payload: p.payload,
+      query: opt(p, 'Uri-Query').map((b) => b.toString('utf8')),
+      observe: uint(opt(p, 'Observe')[0]),
+      token: p.token,
       index: this.raw.received.indexOf(rx),
     };
     this.requests.push(req);
@@ -74,7 +92,11 @@ export class FakeDevice {
       this.seenMids.set(p.messageId, undefined);
       return;
     }
-    const options = a.contentFormat !== undefined ? [{ name: 'Content-Format' as const, value: encodeUint(a.contentFormat) }] : [];
+    const options = [
+      ...(a.observe !== undefined ? [{ name: 'Observe' as const, value: encodeUint(a.observe) }] : []),
+      ...(a.location ?? []).map((seg) => ({ name: 'Location-Path' as const, value: Buffer.from(seg) })),
+      ...(a.contentFormat !== undefined ? [{ name: 'Content-Format' as const, value: encodeUint(a.contentFormat) }] : []),
+    ];
     const reply = generate({
       messageId: p.messageId,
       token: p.token,
@@ -120,6 +142,20 @@ export class FakeDevice {
     const rx = await this.raw.waitFor((r) => r.packet !== undefined && r.packet.token.equals(token) && !r.packet.code.startsWith('0.'));
     const p = rx.packet!;
     return { code: p.code, payload: p.payload, contentFormat: uint(opt(p, 'Content-Format')[0]), index: this.raw.received.indexOf(rx), packet: p };
+  }
+
+  /**
+   * Sends a notification for an observation (a separate response with the observe token): NON by
+   * default, CON with `confirmable` (the server must ACK it). Returns the message ID used.
+   */
+  notify(serverPort: number, token: Buffer, n: { observe: number; payload: Buffer | string; contentFormat?: number; code?: string; confirmable?: boolean }): number {
+    const messageId = this.nextMid++;
+    const options = [
+      { name: 'Observe' as const, value: encodeUint(n.observe) },
+      ...(n.contentFormat !== undefined ? [{ name: 'Content-Format' as const, value: encodeUint(n.contentFormat) }] : []),
+    ];
+    this.raw.send({ messageId, token, code: n.code ?? '2.05', confirmable: n.confirmable ?? false, options, payload: Buffer.from(n.payload) }, serverPort);
+    return messageId;
   }
 
   bootstrapRequest(serverPort: number, ep: string | Buffer, extra: string[] = []): ReturnType<FakeDevice['request']> {
