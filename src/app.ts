@@ -9,6 +9,8 @@ import { generateServerKeyPair } from './bootstrap/credentials.js';
 import { BootstrapServer, type SessionEnd } from './bootstrap/server.js';
 import { RegistrationServer, type RegistrationChange } from './registration/server.js';
 import { DeviceManager } from './registration/management/manager.js';
+import { loadOrCreateAdminToken } from './admin/token.js';
+import { startAdminServer, type AdminServer } from './admin/server.js';
 import type { TransmissionParams } from './coap/coap-node.js';
 import type { Config } from './config/config.js';
 import { loadObjectRegistry } from './lwm2m/ddf.js';
@@ -24,7 +26,7 @@ export interface AppOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly onSessionEnd?: (e: SessionEnd) => void;
   readonly onRegistrationChange?: (c: RegistrationChange) => void;
-  /** How long a queue-mode client counts as awake after it spoke (default 93 s). */
+  /** How long a queue-mode client counts as awake after it spoke (default: config `registration.queueAwakeSeconds`). */
   readonly awakeMs?: number;
 }
 
@@ -34,7 +36,7 @@ export interface App {
   readonly registration: RegistrationServer;
   /** Device management to registered clients (the admin API's backend). */
   readonly management: DeviceManager;
-  /** Bound addresses, by listener name (`bootstrap.coap`, `registration.coap`). */
+  /** Bound addresses, by listener name (`bootstrap.coap`, `registration.coap`, `admin`). */
   readonly addresses: ReadonlyMap<string, AddressInfo>;
   close(): Promise<void>;
 }
@@ -49,6 +51,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   let bootstrap: BootstrapServer | undefined;
   let registration: RegistrationServer | undefined;
   let management: DeviceManager | undefined;
+  let admin: AdminServer | undefined;
   try {
     if (store.keySource === 'created') {
       log.warn('created a new secret key for the database; back it up, or set LWBS_SECRET_KEY', { file: `${config.dataDir}/secret.key` });
@@ -78,12 +81,26 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       log,
       ...(opts.onRegistrationChange ? { onChange: opts.onRegistrationChange } : {}),
     });
-    management = new DeviceManager({ store, server: registration, objects: registry, log, ...(opts.awakeMs !== undefined ? { awakeMs: opts.awakeMs } : {}) });
+    management = new DeviceManager({
+      store,
+      server: registration,
+      objects: registry,
+      log,
+      awakeMs: opts.awakeMs ?? config.registration.queueAwakeSeconds * 1000,
+      requestTimeoutMs: config.registration.requestTimeoutSeconds * 1000,
+    });
     if (config.registration.coap) {
       const node = await registration.listen({ ...config.registration.coap, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
       addresses.set('registration.coap', node.address());
     }
     await management.start();
+    if (config.admin.listen) {
+      const token = loadOrCreateAdminToken(config.dataDir);
+      if (token.created) log.info('created the admin API token', { file: token.file });
+      if (token.insecure) log.warn('the admin API token file is readable by others: chmod 600 it', { file: token.file });
+      admin = await startAdminServer({ ...config.admin.listen, token: token.token, management, store, log });
+      addresses.set('admin', admin.address());
+    }
     if (config.registration.coaps) log.warn('registration.coaps is configured, but this build has no DTLS yet: not listening', { listen: `${config.registration.coaps.host}:${config.registration.coaps.port}` });
     log.info('lwbs started', {
       dataDir: config.dataDir,
@@ -91,6 +108,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       ...Object.fromEntries([...addresses].map(([k, a]) => [k, a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`])),
     });
   } catch (e) {
+    await admin?.close();
     await management?.close();
     await bootstrap?.close();
     await registration?.close();
@@ -100,6 +118,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   const bs = bootstrap;
   const rs = registration;
   const dm = management;
+  const api = admin;
   let closing: Promise<void> | undefined;
   return {
     store,
@@ -109,6 +128,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     addresses,
     close: () =>
       (closing ??= (async () => {
+        await api?.close();
         await dm.close();
         await bs.close();
         await rs.close();

@@ -14,10 +14,13 @@ import { hexToBytes } from '../util/bytes.js';
 import { CredentialError } from '../bootstrap/credentials.js';
 import { ProfileError } from '../bootstrap/profile.js';
 import { StoreError } from '../store/errors.js';
+import { AdminTokenError } from '../admin/token.js';
 import { registerServeCommand } from './commands/serve.js';
 import { CliContext } from './context.js';
 import { registerProfileCommand } from './commands/profile.js';
 import { registerDeviceCommand } from './commands/device.js';
+import { registerDeviceOpsCommands } from './commands/device-ops.js';
+import { registerRegistryCommand } from './commands/registry.js';
 import { registerSessionsCommand } from './commands/sessions.js';
 import { registerKeysCommand } from './commands/keys.js';
 import { registerSimulateCommand } from './commands/simulate.js';
@@ -53,6 +56,8 @@ export function buildProgram(): Command {
   registerServeCommand(program, ctx);
   registerProfileCommand(program, ctx);
   registerDeviceCommand(program, ctx);
+  registerDeviceOpsCommands(program, ctx);
+  registerRegistryCommand(program, ctx);
   registerSessionsCommand(program, ctx);
   registerKeysCommand(program, ctx);
   registerSimulateCommand(program, ctx);
@@ -151,7 +156,7 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`lwbs: ${e.message}`);
       return 2;
     }
-    if (e instanceof UserError || e instanceof CodecError || e instanceof DdfError || e instanceof ConfigError || e instanceof StoreError || e instanceof ProfileError || e instanceof CredentialError) {
+    if (e instanceof UserError || e instanceof AdminTokenError || e instanceof CodecError || e instanceof DdfError || e instanceof ConfigError || e instanceof StoreError || e instanceof ProfileError || e instanceof CredentialError) {
       console.error(`lwbs: ${e.message}`);
       return 1;
     }

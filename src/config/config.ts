@@ -27,8 +27,14 @@ export interface Config {
     readonly coap: ListenAddress | null;
     readonly coaps: ListenAddress | null;
     readonly publicUri: { readonly coap: string; readonly coaps: string };
+    /** Give up on one device-management request after this many seconds (93: MAX_TRANSMIT_WAIT). */
+    readonly requestTimeoutSeconds: number;
+    /** A queue-mode client counts as awake this many seconds after it last spoke (93, as Leshan). */
+    readonly queueAwakeSeconds: number;
   };
   readonly log: { readonly level: LogLevel };
+  /** The admin HTTP API (`lwbs device read ...`); `listen` null disables it. Its bearer token is `<dataDir>/admin.token`. */
+  readonly admin: { readonly listen: ListenAddress | null };
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -94,7 +100,7 @@ function obj(field: string, v: Json | undefined): Record<string, Json> {
   return v;
 }
 
-const KNOWN_TOP = new Set(['dataDir', 'objectDirs', 'bootstrap', 'registration', 'log']);
+const KNOWN_TOP = new Set(['dataDir', 'objectDirs', 'bootstrap', 'registration', 'log', 'admin']);
 
 /** Validates merged JSON into a Config; relative paths resolve against `baseDir`. */
 export function validateConfig(raw: Json, baseDir: string): Config {
@@ -109,6 +115,8 @@ export function validateConfig(raw: Json, baseDir: string): Config {
   const rs = obj('registration', root.registration);
   const pub = obj('registration.publicUri', rs.publicUri);
   const log = obj('log', root.log ?? { level: 'info' });
+  const admin = root.admin === undefined || root.admin === null ? { listen: null } : obj('admin', root.admin);
+  for (const k of Object.keys(admin)) if (k !== 'listen') throw new ConfigError(`unknown config field "admin.${k}"`);
   const level = str('log.level', log.level, (s) => ['debug', 'info', 'warn', 'error'].includes(s), 'one of debug, info, warn, error');
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
   return {
@@ -127,8 +135,11 @@ export function validateConfig(raw: Json, baseDir: string): Config {
         coap: str('registration.publicUri.coap', pub.coap, (s) => /^coap:\/\/[^/\s]+/.test(s), 'a coap:// URI'),
         coaps: str('registration.publicUri.coaps', pub.coaps, (s) => /^coaps:\/\/[^/\s]+/.test(s), 'a coaps:// URI'),
       },
+      requestTimeoutSeconds: seconds('registration.requestTimeoutSeconds', rs.requestTimeoutSeconds ?? 93),
+      queueAwakeSeconds: seconds('registration.queueAwakeSeconds', rs.queueAwakeSeconds ?? 93),
     },
     log: { level: level as LogLevel },
+    admin: { listen: parseListen('admin.listen', admin.listen ?? null) },
   };
 }
 

@@ -72,6 +72,7 @@ describe('lwbs serve', function () {
         dataDir: dir,
         bootstrap: { coap: '127.0.0.1:0', coaps: null, requestTimeoutSeconds: 30 },
         registration: { coap: '127.0.0.1:0', coaps: null, publicUri: { coap: 'coap://127.0.0.1:5783', coaps: 'coaps://127.0.0.1:5784' } },
+        admin: { listen: '127.0.0.1:0' },
       }),
     );
     device = await FakeDevice.open();
