@@ -259,13 +259,22 @@ export function prepareRequest(req: DmRequest, client: ClientInfo): PreparedRequ
       return { path, method: 'POST', query: [], bodies: args === '' ? [] : [{ contentFormat: ContentFormat.TEXT, payload: new Uint8Array(Buffer.from(args, 'ascii')) }] };
     }
     case 'create': {
-      levels(op, path, 1, 1, 'an object');
+      // `/o`: the values name the instance (`/o/i/r`), or, without values, the client picks the ID
+      // and the defaults; `/o/i`: that instance, with the values given (or none).
+      levels(op, path, 1, 2, 'an object (or /o/i to pick the instance ID)');
       refuseSecurityObjects(op, path);
-      const records = valueRecords(op, path, req.values ?? {}, models);
+      const values = req.values ?? {};
+      if (Object.keys(values).length === 0) {
+        if (path.length === 1) return { path, method: 'POST', query: [], bodies: [] };
+        const empty = { kind: 'object' as const, id: path[0]!, instances: new Map([[path[1]!, { kind: 'instance' as const, id: path[1]!, resources: new Map() }]]) };
+        return { path: [path[0]!], method: 'POST', query: [], bodies: encodeAll([path[0]!], empty, writeFormats(client, empty, req.format)) };
+      }
+      const records = valueRecords(op, path, values, models);
       const instances = new Set(records.map((r) => r.path[1]));
       if (instances.size !== 1) invalid('create makes one instance: every values key must name the same instance /o/i/...');
-      const node = toNode(path, records, models);
-      return { path, method: 'POST', query: [], bodies: encodeAll(path, node, writeFormats(client, node, req.format)) };
+      const objectPath: Path = [path[0]!];
+      const node = toNode(objectPath, records, models);
+      return { path: objectPath, method: 'POST', query: [], bodies: encodeAll(objectPath, node, writeFormats(client, node, req.format)) };
     }
     case 'delete': {
       if (path.length !== 2 && !(path.length === 4 && atLeast(client.lwm2mVersion, '1.1'))) {

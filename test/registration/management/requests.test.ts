@@ -120,7 +120,15 @@ describe('device management: request building', () => {
     // Object Instance 1 holding 7 bytes: resource 5700 (16-bit ID) = float32 21.5.
     expect(hex(p.bodies[0]!.payload)).to.equal('0701e4164441ac0000');
     refused({ op: 'create', path: '/3303', values: { '/3303/1/5700': 1, '/3303/2/5700': 2 } }, v10, /one instance/);
-    refused({ op: 'create', path: '/3303/1', values: {} }, v10, /create targets an object/);
+    // /o/i picks the instance: the same bytes; the request still goes to /o.
+    const picked = prepareRequest({ op: 'create', path: '/3303/1', values: { '/3303/1/5700': { type: 'float', value: 21.5 } } }, v10);
+    expect(picked.path).to.deep.equal([3303]);
+    expect(hex(picked.bodies[0]!.payload)).to.equal('0701e4164441ac0000');
+    // No values: /o lets the client pick the ID (no payload); /o/i sends the empty instance (07 01 → 00 01).
+    expect(prepareRequest({ op: 'create', path: '/3303' }, v10).bodies).to.deep.equal([]);
+    expect(hex(prepareRequest({ op: 'create', path: '/3303/2' }, v10).bodies[0]!.payload)).to.equal('0002');
+    refused({ op: 'create', path: '/3303/1/5700', values: {} }, v10, /create targets an object/);
+    refused({ op: 'create', path: '/3303/1', values: { '/3303/2/5700': 1 } }, v10, /not at or below/);
   });
 
   it('deletes instances (and resource instances from 1.1), never /3/0', () => {
