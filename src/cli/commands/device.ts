@@ -90,7 +90,7 @@ interface AddOpts {
 }
 
 export function registerDeviceCommand(program: Command, ctx: CliContext): void {
-  const device = program.command('device').description('devices enrolled for bootstrap');
+  const device = program.command('device').description('devices: enrollment for bootstrap, and management of registered ones');
 
   device
     .command('add')
