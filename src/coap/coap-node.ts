@@ -41,7 +41,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import { Agent, Server, type CoapRequestParams, type IncomingMessage, type OutgoingMessage } from 'coap';
+import { Agent, ObserveWriteStream, Server, type CoapRequestParams, type IncomingMessage, type OutgoingMessage } from 'coap';
 import { formatPath, validatePath, type Path } from '../lwm2m/path.js';
 import { CoapDemux, type DemuxDiagnostic, type DemuxStats, type Exchange, type ExchangeObserve, type ObservationEntry } from './demux.js';
 import { formatPeer, type CoapEndpoint, type PeerAddress, type PeerInfo } from './endpoint.js';
@@ -377,11 +377,17 @@ class Responder implements CoapResponder {
     if (this.nodeClosed()) return;
     const res = this.res;
     res.code = codeToString(c);
-    if (init.contentFormat !== undefined) res.setOption('Content-Format', encodeUint(init.contentFormat));
+    // node-coap answers a request carrying Observe=0 through its ObserveWriteStream, which takes
+    // the code from `statusCode` and puts an Observe option on every answer with a payload. An
+    // error answer must not carry Observe (RFC 7641 §4.2): send it without its diagnostic payload.
+    const observeStream = (res as unknown) instanceof ObserveWriteStream;
+    if (observeStream) (res as unknown as ObserveWriteStream).statusCode = res.code;
+    const payload = init.payload === undefined || (observeStream && c >> 5 !== 2) ? undefined : toBuffer(init.payload);
+    if (init.contentFormat !== undefined && (payload !== undefined || !observeStream)) res.setOption('Content-Format', encodeUint(init.contentFormat));
     if (init.options !== undefined) {
       for (const [num, values] of groupOptions(init.options)) res.setOption(String(num), values);
     }
-    res.end(init.payload === undefined ? undefined : toBuffer(init.payload));
+    res.end(payload);
   }
 
   /** Node closing: stop node-coap's pending empty-ACK timer for an unanswered request. */
