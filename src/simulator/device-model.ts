@@ -4,10 +4,15 @@
  * call them directly. Section numbers (§n) refer to the spec digest /work/shared/spec/bootstrap.md.
  *
  * What the device keeps: objects 0 Security, 1 Server, 2 Access Control (unless ACL support is
- * off), 3 Device and, for LwM2M 1.1+, 21 OSCORE — instances as immutable LwM2M nodes. Object
+ * off), 3 Device and, for LwM2M 1.1+, 21 OSCORE, plus any `extraObjects` (e.g. 4, 5, or an
+ * object whose model was added to the registry) — instances as immutable LwM2M nodes. Object
  * versions default to those of the enabler release (objects.md §1.1); resources a version does
  * not have, and resources the object model does not know, are ignored on write (§7: "unknown /
  * unsupported optional resources in the payload are ignored").
+ *
+ * Device management (registration.md) is in dm.ts; it uses the helpers here that say which
+ * resources the device implements (`implementsResource`, `implementedResources`), whether a value
+ * fits (`valueProblem`) and which object versions a Register announces (`announcedVersion`).
  *
  * Decisions where the spec leaves room (each repeated where it is coded):
  *  - Bootstrap-Read on a 1.0 device → 4.00: LwM2M 1.0 has no Bootstrap-Read (§1 table), so a GET
@@ -101,6 +106,11 @@ export interface DeviceModelOptions {
   readonly acceptFormats: readonly number[];
   /** Formats additionally accepted on resource paths. */
   readonly resourceFormats: readonly number[];
+  /**
+   * Objects beyond 0, 1, 2, 3 and 21 the device implements (e.g. 4, 5, or an object of a model
+   * added to the registry), at the registry's latest version unless `objectVersions` names one.
+   */
+  readonly extraObjects?: readonly number[];
 }
 
 /** Settings shared by a model and its clones. */
@@ -173,6 +183,11 @@ export class DeviceModel {
     const supported = [0, 1, 3];
     if (opts.aclSupport) supported.push(2);
     if (opts.oscoreSupport && opts.lwm2mVersion !== '1.0') supported.push(21);
+    for (const oid of opts.extraObjects ?? []) {
+      if (supported.includes(oid)) continue;
+      if (!registry.get(oid)) throw new RangeError(`extraObjects: object ${oid} is not in the object registry`);
+      supported.push(oid);
+    }
     supported.sort((x, y) => x - y);
     const shape: Shape = { opts, registry, versions, models: registry.withVersions(versions), supported };
     return new DeviceModel(shape, new Map(supported.map((oid) => [oid, new Map<number, ObjectInstance>()])));
@@ -195,6 +210,11 @@ export class DeviceModel {
     return this.shape.opts.acceptFormats;
   }
 
+  /** Formats additionally accepted (and produced) on resource paths. */
+  get resourceFormats(): readonly number[] {
+    return this.shape.opts.resourceFormats;
+  }
+
   /** Object IDs the device implements, ascending. */
   get supportedObjects(): readonly number[] {
     return this.shape.supported;
@@ -206,6 +226,19 @@ export class DeviceModel {
 
   objectVersion(oid: number): string | undefined {
     return this.shape.versions.get(oid);
+  }
+
+  /**
+   * The `ver=` a Register announces for `oid` (registration.md §2.2), or undefined: core objects
+   * carry it when their version differs from the enabler's default, other objects when it is
+   * not 1.0.
+   */
+  announcedVersion(oid: number): string | undefined {
+    const ver = this.objectVersion(oid) ?? this.shape.models.object(oid)?.version;
+    if (ver === undefined) return undefined;
+    const enabler = ENABLER_OBJECT_VERSIONS[this.lwm2mVersion][oid];
+    if (enabler !== undefined || oid <= 3 || oid === 21) return ver !== enabler ? ver : undefined;
+    return ver !== '1.0' ? ver : undefined;
   }
 
   /** A copy whose instance maps can change independently (instances are immutable nodes). */
@@ -420,6 +453,41 @@ export class DeviceModel {
       throw e;
     }
     return ignored.length > 0 ? { code: '2.04', ignored } : { code: '2.04' };
+  }
+
+  /**
+   * Does the device's version of object `oid` have resource `rid` at all (value-carrying or
+   * executable)? Discover lists these; Execute needs one.
+   */
+  implementsResource(oid: number, rid: number): boolean {
+    if (!this.supports(oid)) return false;
+    const r = this.shape.models.resource(oid, rid);
+    if (!r) return false;
+    const ver = this.objectVersion(oid);
+    const limit = ver !== undefined ? RESOURCE_LIMITS[oid]?.[ver] : undefined;
+    return limit === undefined || rid <= limit;
+  }
+
+  /** Resource IDs of `oid` the device implements (values and executables), ascending. */
+  implementedResources(oid: number): number[] {
+    const m = this.shape.models.object(oid);
+    if (!m || !this.supports(oid)) return [];
+    return [...m.resources.keys()].filter((rid) => this.implementsResource(oid, rid)).sort((a, b) => a - b);
+  }
+
+  /**
+   * Why `r` cannot be stored at `/oid/iid/r.id` (wrong multiplicity, type or range), or
+   * undefined when it can. Used by device management writes (answered 4.00).
+   */
+  valueProblem(oid: number, iid: number, r: Resource): string | undefined {
+    if (!this.supportsResource(oid, r.id)) return `${formatPath([oid, iid, r.id])} is not supported`;
+    try {
+      this.sanitizeResource(oid, iid, r);
+      return undefined;
+    } catch (e) {
+      if (e instanceof InvalidData) return e.message;
+      throw e;
+    }
   }
 
   /** Does the device's version of object `oid` have resource `rid` (a value-carrying one)? */

@@ -3,13 +3,25 @@
  * its data model (so the report shows what the device really holds, not what was sent), plus
  * renderings for `lwbs simulate` (JSON and text). Key material is wrapped in `Secret`: it prints
  * as `[secret]` everywhere unless the caller reveals it (`--show-secrets`).
+ *
+ * Also the registration side: one `RegistrationReport` per Register, Update and De-register the
+ * device sent, and the `SimEvent`s a simulator emits while it runs (for `lwbs simulate`'s live
+ * output). None of these carries key material.
  */
 import { Secret } from '../bootstrap/credentials.js';
 import type { LwM2MObject, ObjectInstance } from '../lwm2m/node.js';
 import { bytesAsText } from '../util/bytes.js';
 import { boolOf, bytesOf, intOf, objlnkOf, stringOf, type DeviceModel } from './device-model.js';
 
-export type SimOperation = 'discover' | 'read' | 'write' | 'delete' | 'finish' | 'other';
+/**
+ * What a request was taken for. Bootstrap interface: discover, read, write, delete, finish.
+ * Device management (from the registration server, `dm: true` in the log): also execute,
+ * create, write-attributes, observe, cancel-observation.
+ */
+export type SimOperation =
+  | 'discover' | 'read' | 'write' | 'delete' | 'finish'
+  | 'execute' | 'create' | 'write-attributes' | 'observe' | 'cancel-observation'
+  | 'other';
 
 /** One request the device received, and how it answered. */
 export interface SimRequestLog {
@@ -34,6 +46,10 @@ export interface SimRequestLog {
   ignored?: readonly string[];
   /** Set when the fault hook changed the answer. */
   fault?: 'code' | 'silent' | 'delay';
+  /** True for a device-management request from the server the device is registered with. */
+  dm?: boolean;
+  /** Write: `replace` (PUT) or `partial` (POST). */
+  writeMode?: 'replace' | 'partial';
 }
 
 export type SecurityModeName = 'psk' | 'rpk' | 'x509' | 'nosec' | 'est' | 'unknown';
@@ -399,4 +415,172 @@ export function reportToText(r: BootstrapReport, opts: { revealSecrets?: boolean
     lines.push(`  ${q.method.padEnd(6)} ${q.path.padEnd(10)}${cf.padEnd(12)} → ${q.code ?? '(no answer)'}${q.fault ? ` [fault: ${q.fault}]` : ''}`);
   }
   return lines;
+}
+
+// ---- registration ----------------------------------------------------------------------------
+
+export type RegistrationOperation = 'register' | 'update' | 'deregister';
+
+/** `rejected`: the server answered an error code; `timeout`: no answer; `error`: anything else. */
+export type RegistrationOutcome = 'success' | 'rejected' | 'timeout' | 'error';
+
+/** Why the device sent it. */
+export type RegistrationTrigger =
+  /** An explicit call (`register()`, `update()`, `deregister()`). */
+  | 'call'
+  /** The update timer (lifetime/2, or `updateIntervalMs`). */
+  | 'timer'
+  /** A device-management request: Registration Update Trigger, lifetime/binding written, instances created or deleted. */
+  | 'dm'
+  /** An Update answered 4.04 (or not at all): Register again. */
+  | 'reregister'
+  /** A failed Register tried again. */
+  | 'retry'
+  /** The Bootstrap-Request Trigger: De-register, bootstrap, Register with the new account. */
+  | 'rebootstrap'
+  /** Disable (`/1/x/4`): De-register, and Register again after the disable timeout. */
+  | 'disable'
+  /** `close()`. */
+  | 'close';
+
+/** One Register, Update or De-register and its answer. */
+export interface RegistrationReport {
+  readonly endpoint: string;
+  readonly operation: RegistrationOperation;
+  readonly outcome: RegistrationOutcome;
+  readonly trigger: RegistrationTrigger;
+  /** The LwM2M server, `coap://address:port`. */
+  readonly server: string;
+  readonly shortServerId: number;
+  /** Security (`/0/x`) and Server (`/1/x`) instances of the account. */
+  readonly securityInstance: number;
+  readonly serverInstance: number;
+  readonly lwm2mVersion: string;
+  /** The server's answer (`2.01`, `2.04`, `2.02`, `4.04`, ...). */
+  readonly code?: string;
+  /** The registration's location (`/rd/5a3f`): from the 2.01, or the one updated / de-registered. */
+  readonly location?: string;
+  /** The server's diagnostic payload of an error answer, or why there was none. */
+  readonly diagnostic?: string;
+  /** Uri-Query options sent. */
+  readonly query: readonly string[];
+  /** The link-format object list sent (Register always; Update only when it changed). */
+  readonly objects?: string;
+  /** Lifetime, binding and queue mode in effect after this message. */
+  readonly lifetime: number;
+  readonly binding: string;
+  readonly queueMode: boolean;
+  /** Epoch milliseconds when it was sent. */
+  readonly at: number;
+  readonly durationMs: number;
+}
+
+/** The bootstrap was skipped or the device holds no account it can register with. */
+export interface RegistrationSkipped {
+  readonly operation: 'register';
+  readonly outcome: 'skipped';
+  readonly diagnostic: string;
+}
+
+/** What a running simulator tells its `onEvent` listener. */
+export type SimEvent =
+  | { readonly kind: 'request'; readonly request: SimRequestLog }
+  | { readonly kind: 'bootstrap'; readonly report: BootstrapReport; readonly trigger: 'call' | 'rebootstrap' }
+  | { readonly kind: 'registration'; readonly report: RegistrationReport }
+  | { readonly kind: 'notification'; readonly path: string; readonly token: string; readonly observe: number; readonly code: string }
+  | { readonly kind: 'observation-ended'; readonly path: string; readonly token: string; readonly reason: string }
+  | { readonly kind: 'execute'; readonly path: string; readonly args: string };
+
+/**
+ * A registration report as JSON (`lwbs simulate --json`):
+ * { operation, outcome, trigger, server, shortServerId, securityInstance, serverInstance,
+ *   lwm2mVersion, code?, location?, diagnostic?, query, objects?, lifetime, binding, queueMode,
+ *   durationMs }, or { operation: 'register', outcome: 'skipped', diagnostic }.
+ */
+export function registrationToJson(r: RegistrationReport | RegistrationSkipped): { [k: string]: Json } {
+  if (r.outcome === 'skipped') return { operation: r.operation, outcome: r.outcome, diagnostic: r.diagnostic };
+  const out: { [k: string]: Json } = {
+    operation: r.operation,
+    outcome: r.outcome,
+    trigger: r.trigger,
+    server: r.server,
+    shortServerId: r.shortServerId,
+    securityInstance: r.securityInstance,
+    serverInstance: r.serverInstance,
+    lwm2mVersion: r.lwm2mVersion,
+  };
+  if (r.code !== undefined) out['code'] = r.code;
+  if (r.location !== undefined) out['location'] = r.location;
+  if (r.diagnostic !== undefined) out['diagnostic'] = r.diagnostic;
+  out['query'] = [...r.query];
+  if (r.objects !== undefined) out['objects'] = r.objects;
+  out['lifetime'] = r.lifetime;
+  out['binding'] = r.binding;
+  out['queueMode'] = r.queueMode;
+  out['durationMs'] = r.durationMs;
+  return out;
+}
+
+const OPERATION_NAMES: Readonly<Record<RegistrationOperation, string>> = { register: 'Register', update: 'Update', deregister: 'De-register' };
+
+/** One line for people: `Register with coap://127.0.0.1:5783 (SSID 1): 2.01 /rd/x, lifetime 300 s, binding U`. */
+export function registrationToText(r: RegistrationReport | RegistrationSkipped): string {
+  if (r.outcome === 'skipped') return `registration: skipped: ${r.diagnostic}`;
+  const what = OPERATION_NAMES[r.operation];
+  const via = r.trigger === 'call' ? '' : ` [${r.trigger}]`;
+  const head = `${what}${r.operation === 'register' ? ' with' : ' at'} ${r.server} (SSID ${r.shortServerId})${via}`;
+  const answer = r.outcome === 'success'
+    ? `${r.code ?? ''}${r.location ? ` ${r.location}` : ''}`
+    : `${r.outcome}${r.code ? ` (${r.code})` : ''}${r.diagnostic ? `: ${r.diagnostic}` : ''}`;
+  const params = r.operation === 'deregister' ? '' : `, lifetime ${r.lifetime} s, binding ${r.binding}${r.queueMode ? ', queue mode' : ''}`;
+  const sent = r.operation === 'update' ? `${r.query.length > 0 ? ` ?${r.query.join('&')}` : ''}${r.objects !== undefined ? ' + object list' : ''}` : '';
+  return `${head}: ${answer}${params}${sent}`;
+}
+
+/** The lines `lwbs simulate` prints for a running simulator's events (no secrets in any of them). */
+export function eventToText(e: SimEvent): string | undefined {
+  switch (e.kind) {
+    case 'request': {
+      const q = e.request;
+      if (!q.dm) return undefined;
+      const cf = q.contentFormat !== undefined ? ` cf=${q.contentFormat}` : q.accept !== undefined ? ` accept=${q.accept}` : '';
+      return `${q.operation.padEnd(18)} ${q.method} ${q.path}${cf} → ${q.code ?? '(no answer)'}${q.diagnostic ? ` (${q.diagnostic})` : ''}`;
+    }
+    case 'bootstrap':
+      return `bootstrap${e.trigger === 'rebootstrap' ? ' [Bootstrap-Request Trigger]' : ''} from ${e.report.server}: ${e.report.outcome}${e.report.diagnostic ? ` (${e.report.diagnostic})` : ''}`;
+    case 'registration':
+      return registrationToText(e.report);
+    case 'notification':
+      return `notify             ${e.path} observe=${e.observe < 0 ? '-' : e.observe} ${e.code}`;
+    case 'observation-ended':
+      return `observation ended  ${e.path} (${e.reason})`;
+    case 'execute':
+      return undefined;
+  }
+}
+
+/** An event as one compact JSON object (`lwbs simulate --json`, after the report). */
+export function eventToJson(e: SimEvent, opts: { revealSecrets?: boolean } = {}): { [k: string]: Json } | undefined {
+  switch (e.kind) {
+    case 'request': {
+      const q = e.request;
+      if (!q.dm) return undefined;
+      const o: { [k: string]: Json } = { event: 'request', operation: q.operation, method: q.method, path: q.path };
+      if (q.contentFormat !== undefined) o['contentFormat'] = q.contentFormat;
+      if (q.accept !== undefined) o['accept'] = q.accept;
+      if (q.code !== undefined) o['code'] = q.code;
+      if (q.diagnostic !== undefined) o['diagnostic'] = q.diagnostic;
+      return o;
+    }
+    case 'bootstrap':
+      return { event: 'bootstrap', trigger: e.trigger, report: reportToJson(e.report, opts) };
+    case 'registration':
+      return { event: 'registration', ...registrationToJson(e.report) };
+    case 'notification':
+      return { event: 'notification', path: e.path, token: e.token, observe: e.observe, code: e.code };
+    case 'observation-ended':
+      return { event: 'observation-ended', path: e.path, token: e.token, reason: e.reason };
+    case 'execute':
+      return { event: 'execute', path: e.path, args: e.args };
+  }
 }

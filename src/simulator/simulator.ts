@@ -21,21 +21,48 @@
  * response that never comes and times out); `{ code, diagnostic? }` answers that code without
  * doing the operation (a faulted Finish does not end the session); `{ delayMs }` answers after the
  * delay (normally, or with `code`).
+ *
+ * Registration (issue 4; registration.md, cited as "reg §n"): after a successful bootstrap,
+ * `register()` sends Register to the first (or the chosen) server account from the same node,
+ * keeps the registration up (Update at lifetime/2, registration.ts) and answers device
+ * management (dm.ts) and Observe (observe.ts) from that server. Routing of an incoming request:
+ *   1. a bootstrap session runs → the bootstrap interface, as above;
+ *   2. it comes from the server the device is registered (or registering) with → DM;
+ *   3. otherwise → 4.01 while registered ("not a server of this device": it has no access
+ *      rights, reg §7.7), else 4.00 as above.
+ * DM effects (reg §6): a write of the registered server's lifetime or binding, a Create or a
+ * Delete → an Update; Execute `/1/x/8` → 2.04 then an Update; `/1/x/9` (1.1+) → 2.04, then
+ * De-register, a bootstrap from the BS account's URI and a Register with what it gave; `/1/x/4`
+ * → De-register, Register again after `/1/x/5` s; other executions (e.g. `/3/0/4` Reboot) are
+ * only recorded (`executions`). `setValue` changes a resource as the device itself would (for
+ * tests and demos) and notifies observers. `close()` De-registers first (bounded wait).
  */
-import { lookup } from 'node:dns/promises';
-import { isIP, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { CoapNode, CoapRequestError, type CoapIncomingRequest, type CoapResponder, type TransmissionParams } from '../coap/coap-node.js';
-import type { PeerAddress, PeerInfo } from '../coap/endpoint.js';
+import type { PeerInfo } from '../coap/endpoint.js';
+import { Opt, peekHeader, RST, uintOption } from '../coap/message.js';
 import { CodecError } from '../lwm2m/errors.js';
 import { compositeCodecFor } from '../lwm2m/formats/index.js';
+import { ObjectRegistry, type ObjectModel } from '../lwm2m/model.js';
 import { N, recordsToObjects, type LwM2MObject, type ObjectInstance, type Resource } from '../lwm2m/node.js';
-import { MAX_ID, type Path } from '../lwm2m/path.js';
-import { V } from '../lwm2m/value.js';
+import { formatPath, MAX_ID, parsePath, validatePath, type Path } from '../lwm2m/path.js';
+import { V, type Value } from '../lwm2m/value.js';
 import {
-  boolOf, DEFAULT_ACCEPT_FORMATS, DEFAULT_RESOURCE_FORMATS, DeviceModel, SIM_LWM2M_VERSIONS, sharedRegistry, stringOf,
+  boolOf, DEFAULT_ACCEPT_FORMATS, DEFAULT_RESOURCE_FORMATS, DeviceModel, intOf, SIM_LWM2M_VERSIONS, sharedRegistry, stringOf,
   type OpResult, type SimLwM2MVersion,
 } from './device-model.js';
-import { extractAccounts, type BootstrapOutcome, type BootstrapReport, type SimOperation, type SimRequestLog } from './report.js';
+import {
+  applyAttributeChange, attributeProblem, attributeTarget, AttributeStore, coerceValue, dmCreate, dmDelete, dmDiscover, dmExecute,
+  dmRead, dmWrite, dmWriteAttributes, parseAttributeQuery, type DmAnswer, type NotificationAttributes, type SimValue,
+} from './dm.js';
+import { Observations, type ObservationInfo } from './observe.js';
+import { RegistrationClient, type RegisterOptions, type RegistrationState } from './registration.js';
+import {
+  extractAccounts, type BootstrapOutcome, type BootstrapReport, type RegistrationReport, type SimEvent, type SimOperation, type SimRequestLog,
+} from './report.js';
+import { resolveTarget, type ServerTarget, type Target } from './target.js';
+
+export type { ServerTarget } from './target.js';
 
 /** An incoming request as the fault hook sees it. */
 export interface SimRequest {
@@ -94,9 +121,28 @@ export interface SimulatorOptions {
   /** CoAP timers (tests use short ones). */
   readonly transmission?: Partial<TransmissionParams>;
   readonly fault?: (req: SimRequest) => SimFault | undefined;
+  /** Objects beyond 0–3 and 21 the device implements (from the shipped registry or `objectModels`). */
+  readonly extraObjects?: readonly number[];
+  /** Object definitions to add to the shipped registry (their objects are implemented too). */
+  readonly objectModels?: readonly ObjectModel[];
+  /** Told about requests, bootstraps, Register/Update/De-register, notifications, executions. */
+  readonly onEvent?: (e: SimEvent) => void;
 }
 
-export type ServerTarget = { readonly address: string; readonly port: number } | string;
+/** An Execute the device received from its server (and answered 2.04). */
+export interface ExecutionRecord {
+  readonly path: string;
+  /** The text/plain arguments ('' without). */
+  readonly args: string;
+  readonly at: number;
+}
+
+export interface CloseOptions {
+  /** De-register first when registered (default true). */
+  readonly deregister?: boolean;
+  /** Wait at most this long for the De-register's answer (default 2000 ms). */
+  readonly timeoutMs?: number;
+}
 
 export interface BootstrapOptions {
   /** Give up after this long without any request from the server (and for the /bs answer). Default 30 s. */
@@ -113,12 +159,9 @@ export interface BootstrapPackOptions extends BootstrapOptions {
 
 export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 30_000;
 
-interface Target extends PeerAddress {
-  readonly uri: string;
-}
-
 interface Session {
   readonly target: Target;
+  readonly trigger: 'call' | 'rebootstrap';
   readonly started: number;
   readonly timeoutMs: number;
   readonly requests: SimRequestLog[];
@@ -129,31 +172,6 @@ interface Session {
   timer?: NodeJS.Timeout;
   requestCode?: string;
   cleanup?: () => void;
-}
-
-/** `coap://host[:port]` or `{ address, port }` → an address to send to (names resolved once). */
-async function resolveTarget(t: ServerTarget, family: 'udp4' | 'udp6'): Promise<Target> {
-  let host: string;
-  let port: number;
-  if (typeof t === 'string') {
-    let url: URL;
-    try {
-      url = new URL(t);
-    } catch {
-      throw new Error(`not a URI: ${JSON.stringify(t)}`);
-    }
-    if (url.protocol === 'coaps:') throw new Error('coaps:// (DTLS) is not supported by the simulator yet; use coap://');
-    if (url.protocol !== 'coap:') throw new Error(`the bootstrap server URI must be coap://host[:port], got ${JSON.stringify(t)}`);
-    host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    port = url.port === '' ? 5683 : Number(url.port);
-  } else {
-    host = t.address;
-    port = t.port;
-  }
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port ${port}`);
-  const address = isIP(host) !== 0 ? host : (await lookup(host, { family: family === 'udp6' ? 6 : 4 })).address;
-  const shown = address.includes(':') ? `[${address}]` : address;
-  return { address, port, uri: `coap://${shown}:${port}` };
 }
 
 /** Uri-Path segments as an LwM2M path, when each is a decimal ID (`/bs` is not). */
@@ -187,6 +205,35 @@ function classify(req: CoapIncomingRequest, path: Path | undefined): SimOperatio
   }
 }
 
+/** What a request from the registered server is (reg §7.1). */
+function classifyDm(req: CoapIncomingRequest, path: Path | undefined, observe: number | undefined, model: DeviceModel): SimOperation {
+  if (path === undefined) return 'other';
+  switch (req.method) {
+    case 'GET':
+      if (req.accept === 40) return 'discover';
+      if (observe === 0) return 'observe';
+      if (observe === 1) return 'cancel-observation';
+      return 'read';
+    case 'PUT':
+      // Write-Attributes: PUT with only Uri-Query options (reg §7.4).
+      return req.contentFormat === undefined && req.payload.length === 0 ? 'write-attributes' : 'write';
+    case 'POST': {
+      if (path.length === 1) return 'create';
+      if (path.length === 2) return 'write';
+      if (path.length === 3) {
+        // A POST on a multiple-instance writable resource is a partial update; else an Execute.
+        const m = model.models.resource(path[0]!, path[2]!);
+        return m && m.multiple && m.operations.includes('W') ? 'write' : 'execute';
+      }
+      return 'other';
+    }
+    case 'DELETE':
+      return 'delete';
+    default:
+      return 'other';
+  }
+}
+
 function payloadText(p: Uint8Array): string | undefined {
   return p.length > 0 ? Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('utf8') : undefined;
 }
@@ -210,6 +257,15 @@ export class DeviceSimulator {
   /** Set between a bootstrap call's checks and its session start (the URI may need a DNS lookup). */
   private reserved = false;
   private closing: Promise<void> | undefined;
+  private readonly onEvent: SimulatorOptions['onEvent'];
+  private readonly reg: RegistrationClient;
+  private readonly attrs = new AttributeStore();
+  private readonly obs: Observations;
+  private readonly executionLog: ExecutionRecord[] = [];
+  private readonly registrationLog: RegistrationReport[] = [];
+  /** Timeout of the last bootstrap, reused for the one a Bootstrap-Request Trigger starts. */
+  private lastBootstrapTimeoutMs = DEFAULT_BOOTSTRAP_TIMEOUT_MS;
+  private rebootstrapping: Promise<void> | undefined;
 
   private constructor(opts: SimulatorOptions, version: SimLwM2MVersion, model: DeviceModel, node: CoapNode) {
     this.endpoint = opts.endpoint;
@@ -218,6 +274,48 @@ export class DeviceSimulator {
     this.model = model;
     this.node = node;
     this.fault = opts.fault;
+    this.onEvent = opts.onEvent;
+    this.reg = new RegistrationClient({
+      endpoint: opts.endpoint,
+      model,
+      node,
+      registrationReset: () => this.obs.clear(),
+      report: (r) => {
+        this.registrationLog.push(r);
+        this.emit({ kind: 'registration', report: r });
+      },
+    });
+    this.obs = new Observations({
+      send: (datagram, peer) => this.node.endpoint.send(datagram, peer.port, peer.address),
+      read: (path, cf) => dmRead(this.model, path, cf),
+      value: (path) => this.valueAt(path),
+      attributes: (path) => this.attrs.effective(path),
+      defaults: () => {
+        const ssid = this.reg.shortServerId;
+        const srv = ssid === undefined ? undefined : [...this.model.instances(1).values()].find((i) => intOf(i, 0) === ssid);
+        const pmin = intOf(srv, 2);
+        const pmax = intOf(srv, 3);
+        return { ...(pmin !== undefined ? { pmin } : {}), ...(pmax !== undefined ? { pmax } : {}) };
+      },
+      onEvent: (e) =>
+        this.emit(e.kind === 'notify'
+          ? { kind: 'notification', path: e.path, token: e.token, observe: e.observe, code: e.code }
+          : { kind: 'observation-ended', path: e.path, token: e.token, reason: e.reason }),
+    });
+    // Reactive cancel (RFC 7641 §3.6): a RST answering a notification ends its observation.
+    node.endpoint.on('message', (msg, peer) => {
+      const h = peekHeader(msg);
+      if (h !== undefined && h.type === RST && h.code === 0) this.obs.onReset(peer, h.messageId);
+    });
+  }
+
+  private emit(e: SimEvent): void {
+    if (!this.onEvent) return;
+    try {
+      this.onEvent(e);
+    } catch {
+      // a listener must not break the device
+    }
   }
 
   static async start(opts: SimulatorOptions): Promise<DeviceSimulator> {
@@ -227,7 +325,9 @@ export class DeviceSimulator {
     if (opts.pct !== undefined && (!Number.isInteger(opts.pct) || opts.pct < 0 || opts.pct > 65535)) throw new RangeError(`pct ${opts.pct} is not a Content-Format number`);
     checkFormats('acceptFormats', opts.acceptFormats);
     checkFormats('resourceFormats', opts.resourceFormats);
-    const registry = await sharedRegistry();
+    const shared = await sharedRegistry();
+    const registry = opts.objectModels && opts.objectModels.length > 0 ? new ObjectRegistry().addAll(shared.all()).addAll(opts.objectModels) : shared;
+    const extraObjects = [...(opts.extraObjects ?? []), ...(opts.objectModels ?? []).map((m) => m.id)];
     const model = DeviceModel.create(registry, {
       lwm2mVersion: version,
       aclSupport: opts.aclSupport ?? true,
@@ -235,6 +335,7 @@ export class DeviceSimulator {
       ...(opts.objectVersions ? { objectVersions: opts.objectVersions } : {}),
       acceptFormats: opts.acceptFormats ?? DEFAULT_ACCEPT_FORMATS[version],
       resourceFormats: opts.resourceFormats ?? DEFAULT_RESOURCE_FORMATS[version],
+      ...(extraObjects.length > 0 ? { extraObjects } : {}),
     });
     // Initial state: the BS account at /0/0 (nosec) and the Device instance /3/0.
     model.set(0, N.instance(0, [
@@ -250,7 +351,10 @@ export class DeviceSimulator {
       N.resource(1, V.string('lwbs-simulator')),
       N.resource(2, V.string(opts.endpoint)),
       N.resource(3, V.string(version)),
+      N.resource(9, V.integer(100)),
       N.multi(11, [[0, V.integer(0)]]),
+      N.resource(13, V.time(Math.floor(Date.now() / 1000))),
+      N.resource(14, V.string('+00:00')),
       N.resource(16, V.string('U')),
     ]));
     for (const obj of opts.seed ?? []) for (const inst of obj.instances.values()) model.set(obj.id, inst);
@@ -292,19 +396,37 @@ export class DeviceSimulator {
     return this.node.address();
   }
 
-  /** Ends a running session (outcome `error`), stops answering, releases the socket. */
-  close(): Promise<void> {
+  /**
+   * De-registers when registered (bounded wait, see `CloseOptions`), ends a running session
+   * (outcome `error`), stops answering, releases the socket.
+   */
+  close(opts: CloseOptions = {}): Promise<void> {
     if (this.closing) return this.closing;
-    if (this.session) this.endSession(this.session, 'error', 'simulator closed');
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    this.closing = this.node.close();
+    const session = this.session;
+    this.closing = (async () => {
+      if (session) this.endSession(session, 'error', 'simulator closed');
+      for (const t of this.timers) clearTimeout(t);
+      this.timers.clear();
+      if (opts.deregister !== false && this.reg.status === 'registered') {
+        const wait = opts.timeoutMs ?? 2000;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          this.reg.deregister('close', wait).catch(() => undefined),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, wait + 100))),
+        ]);
+        if (timer) clearTimeout(timer);
+      }
+      this.reg.stop();
+      this.obs.clear();
+      await this.node.close();
+    })();
     return this.closing;
   }
 
   private assertIdle(): void {
     if (this.closing) throw new Error('the simulator is closed');
     if (this.running) throw new Error(`a bootstrap is already running on simulator ${this.endpoint}`);
+    if (this.reg.status !== 'unregistered') throw new Error(`simulator ${this.endpoint} is registered with ${this.reg.state()?.server ?? 'a server'}: deregister() first`);
   }
 
   /** Resolves the server while no other bootstrap may start; the caller starts its session right after. */
@@ -326,10 +448,15 @@ export class DeviceSimulator {
    * request. Resolves with the report; rejects only for misuse (a bad URI, a bootstrap already
    * running, the simulator closed).
    */
-  async bootstrap(server: ServerTarget, o: BootstrapOptions = {}): Promise<BootstrapReport> {
+  bootstrap(server: ServerTarget, o: BootstrapOptions = {}): Promise<BootstrapReport> {
+    return this.runBootstrap(server, o, 'call');
+  }
+
+  private async runBootstrap(server: ServerTarget, o: BootstrapOptions, trigger: Session['trigger']): Promise<BootstrapReport> {
     this.assertIdle();
     const timeoutMs = o.timeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS;
     if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`);
+    this.lastBootstrapTimeoutMs = timeoutMs;
     const target = await this.reserve(server);
     const bs = this.model.bootstrapAccount();
     if (bs && !stringOf(bs, 0)) {
@@ -341,6 +468,7 @@ export class DeviceSimulator {
     return new Promise<BootstrapReport>((resolve) => {
       const s: Session = {
         target,
+        trigger,
         started: Date.now(),
         timeoutMs,
         requests: [],
@@ -394,7 +522,9 @@ export class DeviceSimulator {
     s.cleanup?.();
     s.abort.abort();
     if (outcome !== 'success') this.restoreBootstrapAccount(s.bsSnapshot);
-    s.resolve(this.report('bootstrap', s.target.uri, s.started, outcome, s.requestCode, diagnostic, s.requests.slice()));
+    const report = this.report('bootstrap', s.target.uri, s.started, outcome, s.requestCode, diagnostic, s.requests.slice());
+    s.resolve(report);
+    this.emit({ kind: 'bootstrap', report, trigger: s.trigger });
   }
 
   /** §9: after an unsuccessful bootstrap the BS account is as it was before the session. */
@@ -481,12 +611,144 @@ export class DeviceSimulator {
     return this.report('pack', target.uri, started, outcome, requestCode, diagnostic, []);
   }
 
+  // ---- registration (reg §2–§6) ---------------------------------------------------------------
+
+  /**
+   * Registers with the first (or `opts.shortServerId`'s) server account the device holds and
+   * keeps the registration up (see registration.ts). Resolves with the report: `outcome`
+   * `success` with `code` 2.01 and `location`, or `rejected` (the server's code and
+   * diagnostic), `timeout`, `error`. Rejects for misuse: no usable account (bootstrap first), a
+   * `coaps://` account ("DTLS not supported by the simulator yet"), a bootstrap running, the
+   * simulator closed. Registering again while registered sends a new Register.
+   */
+  async register(opts: RegisterOptions = {}): Promise<RegistrationReport> {
+    if (this.closing) throw new Error('the simulator is closed');
+    if (this.running) throw new Error(`a bootstrap is running on simulator ${this.endpoint}`);
+    return this.reg.register(opts, 'call');
+  }
+
+  /** Sends an Update now (parameters and object list only when changed). Rejects when not registered. */
+  update(): Promise<RegistrationReport> {
+    return this.reg.update('call');
+  }
+
+  /** Sends De-register; resolves with its report, or undefined when the device was not registered. */
+  deregister(opts: { readonly timeoutMs?: number } = {}): Promise<RegistrationReport | undefined> {
+    return this.reg.deregister('call', opts.timeoutMs);
+  }
+
+  /** Where the registration stands; undefined before the first `register()`. */
+  get registration(): RegistrationState | undefined {
+    return this.reg.state();
+  }
+
+  /** Every Register, Update and De-register sent, with its answer, in order. */
+  get registrations(): readonly RegistrationReport[] {
+    return this.registrationLog;
+  }
+
+  /** Every Execute answered 2.04, in order. */
+  get executions(): readonly ExecutionRecord[] {
+    return this.executionLog;
+  }
+
+  /** The observations the registered server holds on this device. */
+  get observations(): readonly ObservationInfo[] {
+    return this.obs.list();
+  }
+
+  /** Attributes written with Write-Attributes at exactly `path`. */
+  attributes(path: Path | string): NotificationAttributes | undefined {
+    return this.attrs.get(typeof path === 'string' ? parsePath(path) : path);
+  }
+
+  /** Resolves when a Bootstrap-Request Trigger's bootstrap and Register are done (at once when none runs). */
+  async settled(): Promise<void> {
+    while (this.rebootstrapping) await this.rebootstrapping;
+  }
+
+  /** The value of a resource (`/o/i/r`) or resource instance (`/o/i/r/ri`), or undefined. */
+  value(path: Path | string): Value | undefined {
+    return this.valueAt(typeof path === 'string' ? parsePath(path) : validatePath(path));
+  }
+
+  private valueAt(path: Path): Value | undefined {
+    if (path.length < 3) return undefined;
+    const r = this.model.get(path[0]!, path[1]!)?.resources.get(path[2]!);
+    if (!r) return undefined;
+    if (path.length === 3) return r.kind === 'resource' ? r.value : undefined;
+    return r.kind === 'multiResource' ? r.instances.get(path[3]!) : undefined;
+  }
+
+  /**
+   * Changes a resource (`/o/i/r`) or a resource instance (`/o/i/r/ri`) as the device itself
+   * would (a sensor reading, the battery level) and notifies the observers. A plain value is
+   * converted to the resource's type (`setValue('/3/0/9', 42)`); throws RangeError when the
+   * path or the value does not fit the object model.
+   */
+  setValue(path: Path | string, value: SimValue): void {
+    const p = typeof path === 'string' ? parsePath(path) : validatePath(path);
+    if (p.length !== 3 && p.length !== 4) throw new RangeError(`setValue needs a resource or resource instance path, got ${formatPath(p)}`);
+    const [oid, iid, rid] = p as [number, number, number];
+    if (!this.model.supports(oid)) throw new RangeError(`object ${oid} is not supported by this device`);
+    const inst = this.model.get(oid, iid);
+    if (!inst) throw new RangeError(`${formatPath([oid, iid])} does not exist`);
+    const m = this.model.models.resource(oid, rid);
+    if (!m || !this.model.supportsResource(oid, rid)) throw new RangeError(`${formatPath([oid, iid, rid])} is not a resource of this device`);
+    const v = coerceValue(this.model, oid, rid, value);
+    let r: Resource;
+    if (p.length === 3) {
+      if (m.multiple) throw new RangeError(`${formatPath(p)} is a multiple-instance resource: give a resource instance path`);
+      r = N.resource(rid, v);
+    } else {
+      if (!m.multiple) throw new RangeError(`${formatPath(p.slice(0, 3))} is a single-instance resource`);
+      const old = inst.resources.get(rid);
+      const values = new Map(old?.kind === 'multiResource' ? old.instances : []);
+      values.set(p[3]!, v);
+      r = N.multi(rid, [...values].sort((a, b) => a[0] - b[0]));
+    }
+    const problem = this.model.valueProblem(oid, iid, r);
+    if (problem !== undefined) throw new RangeError(problem);
+    const resources = new Map<number, Resource>(inst.resources);
+    resources.set(rid, r);
+    this.model.set(oid, N.instance(iid, [...resources.values()].sort((a, b) => a.id - b.id)));
+    this.obs.changed([p]);
+  }
+
+  /**
+   * Bootstrap-Request Trigger (reg §6): De-register, bootstrap from the BS account's URI, then
+   * Register with the (new) account. Runs in the background after the 2.04.
+   */
+  private rebootstrap(): void {
+    if (this.rebootstrapping || this.closing) return;
+    const run = (async () => {
+      await this.reg.deregister('rebootstrap').catch(() => undefined);
+      if (this.closing) return;
+      const uri = stringOf(this.model.bootstrapAccount(), 0);
+      if (!uri) return;
+      try {
+        await this.runBootstrap(uri, { timeoutMs: this.lastBootstrapTimeoutMs }, 'rebootstrap');
+      } catch {
+        return; // closed meanwhile, or the URI cannot be used
+      }
+      if (this.closing) return;
+      // Also after a failed bootstrap: the old account may still be there (registration.ts retries).
+      await this.reg.reregister('rebootstrap').catch(() => undefined);
+    })();
+    const tracked: Promise<void> = run.finally(() => {
+      if (this.rebootstrapping === tracked) this.rebootstrapping = undefined;
+    });
+    this.rebootstrapping = tracked;
+  }
+
   // ---- incoming requests ---------------------------------------------------------------------
 
   private handle(req: CoapIncomingRequest, res: CoapResponder, peer: PeerInfo): void {
     const path = lwm2mPathOf(req.uriPath);
-    const operation = classify(req, path);
     const s = this.session;
+    const dm = s === undefined && this.reg.acceptsFrom(peer);
+    const observe = uintOption(req.options, Opt.Observe);
+    const operation = dm ? classifyDm(req, path, observe, this.model) : classify(req, path);
     const entry: SimRequestLog = {
       index: this.log.length,
       at: Date.now(),
@@ -496,6 +758,8 @@ export class DeviceSimulator {
       ...(req.contentFormat !== undefined ? { contentFormat: req.contentFormat } : {}),
       ...(req.accept !== undefined ? { accept: req.accept } : {}),
       payloadLength: req.payload.length,
+      ...(dm ? { dm: true } : {}),
+      ...(dm && operation === 'write' ? { writeMode: req.method === 'PUT' ? ('replace' as const) : ('partial' as const) } : {}),
     };
     this.log.push(entry);
     let sessionIndex = -1;
@@ -519,15 +783,20 @@ export class DeviceSimulator {
     });
     if (fault?.silent) {
       entry.fault = 'silent';
+      this.emit({ kind: 'request', request: entry });
       return;
     }
     const answer = (): void => {
       if (this.closing) return;
-      let result: OpResult;
+      let result: DmAnswer;
       let after: (() => void) | undefined;
       if (fault?.code !== undefined) {
         entry.fault = 'code';
         result = fault.diagnostic !== undefined ? { code: fault.code, payload: fault.diagnostic } : { code: fault.code };
+      } else if (dm) {
+        ({ result, after } = this.processDm(operation, req, path, peer));
+      } else if (!s && this.reg.status !== 'unregistered') {
+        result = { code: '4.01', payload: 'not the LwM2M server this device is registered with' };
       } else {
         ({ result, after } = this.process(operation, req, path, peer, s));
       }
@@ -536,13 +805,16 @@ export class DeviceSimulator {
       if (result.ignored) entry.ignored = result.ignored;
       if (!result.code.startsWith('2') && typeof result.payload === 'string') entry.diagnostic = result.payload;
       try {
+        // An error answer to an Observe goes out without payload (CoapNode's Responder: RFC 7641 §4.2).
         res.send(result.code, {
           ...(result.contentFormat !== undefined ? { contentFormat: result.contentFormat } : {}),
           ...(result.payload !== undefined ? { payload: result.payload } : {}),
+          ...(result.options !== undefined ? { options: result.options } : {}),
         });
       } catch {
         // the node is closing; nothing to answer any more
       }
+      this.emit({ kind: 'request', request: entry });
       after?.();
     };
     if (fault?.delayMs !== undefined && fault.delayMs > 0) {
@@ -553,6 +825,95 @@ export class DeviceSimulator {
       }, fault.delayMs);
       this.timers.add(t);
     } else answer();
+  }
+
+  // ---- device management (reg §6, §7) --------------------------------------------------------
+
+  private processDm(operation: SimOperation, req: CoapIncomingRequest, path: Path | undefined, peer: PeerInfo): { result: DmAnswer; after?: () => void } {
+    const m = this.model;
+    const fail = (code: string, text: string): { result: DmAnswer } => ({ result: { code, payload: text } });
+    if (path === undefined) return fail('4.04', `${req.path} is not an LwM2M path`);
+    switch (operation) {
+      case 'read':
+        return { result: dmRead(m, path, req.accept) };
+      case 'cancel-observation':
+        // Active cancel (reg §7.5): GET with Observe=1 and the token; answered like a Read.
+        this.obs.cancel(peer, req.token);
+        return { result: dmRead(m, path, req.accept) };
+      case 'observe': {
+        let own: NotificationAttributes = {};
+        if (req.query.length > 0 && m.lwm2mVersion === '1.2') {
+          // 1.2: attributes in the Observe request apply to this observation only (reg §7.4).
+          const t = attributeTarget(m, path);
+          if ('refusal' in t) return { result: t.refusal };
+          const change = parseAttributeQuery(req.query, { level: path.length, lwm2mVersion: m.lwm2mVersion, ...(t.resourceType !== undefined ? { resourceType: t.resourceType } : {}) });
+          if (typeof change === 'string') return fail('4.00', change);
+          own = applyAttributeChange(undefined, change);
+          const problem = attributeProblem(own);
+          if (problem !== undefined) return fail('4.00', problem);
+        }
+        const result = dmRead(m, path, req.accept);
+        if (!result.code.startsWith('2.') || result.contentFormat === undefined) return { result };
+        const payload = typeof result.payload === 'string' ? Buffer.from(result.payload) : result.payload ?? new Uint8Array(0);
+        // Always a payload (possibly empty): node-coap adds the Observe option only to one.
+        return { result: { ...result, payload }, after: () => this.obs.add(peer, req.token, path, result.contentFormat!, payload, own) };
+      }
+      case 'discover': {
+        const depth = req.query.find((q) => q.startsWith('depth='))?.slice(6);
+        return { result: dmDiscover(m, this.attrs, path, depth) };
+      }
+      case 'write': {
+        const result = dmWrite(m, path, req.method === 'PUT', req.contentFormat, req.payload);
+        return { result, after: () => this.afterDmChange(result) };
+      }
+      case 'write-attributes': {
+        const result = dmWriteAttributes(m, this.attrs, path, req.query);
+        return { result, after: () => result.code.startsWith('2.') && this.obs.attributesChanged() };
+      }
+      case 'execute': {
+        const result = dmExecute(m, path, req.payload);
+        return { result, after: () => this.afterExecute(result, path, req.payload) };
+      }
+      case 'create': {
+        const result = dmCreate(m, path, req.contentFormat, req.payload);
+        return { result, after: () => this.afterDmChange(result) };
+      }
+      case 'delete': {
+        const result = dmDelete(m, path);
+        if (result.code.startsWith('2.') && path.length === 2) this.attrs.removeUnder(path);
+        return { result, after: () => this.afterDmChange(result) };
+      }
+      default:
+        return fail('4.05', `${req.method ?? req.code} ${req.path} is not a device management operation`);
+    }
+  }
+
+  /** Observers, and an Update when the registration's parameters or object list changed (reg §3, §6). */
+  private afterDmChange(r: DmAnswer): void {
+    if (!r.code.startsWith('2.')) return;
+    if (r.changed) this.obs.changed(r.changed);
+    const ssid = this.reg.shortServerId;
+    let update = r.objectsChanged === true;
+    for (const p of r.changed ?? []) {
+      if (p[0] !== 1 || p.length < 2 || ssid === undefined || intOf(this.model.get(1, p[1]!), 0) !== ssid) continue;
+      if (p.length === 2 || p[2] === 1) this.reg.lifetimeWritten();
+      if (p.length === 2 || p[2] === 1 || p[2] === 7) update = true;
+    }
+    if (update && this.reg.status === 'registered') this.reg.update('dm').catch(() => undefined);
+  }
+
+  private afterExecute(r: DmAnswer, path: Path, payload: Buffer): void {
+    if (!r.code.startsWith('2.')) return;
+    const args = payload.toString('utf8');
+    this.executionLog.push({ path: formatPath(path), args, at: Date.now() });
+    this.emit({ kind: 'execute', path: formatPath(path), args });
+    const [oid, iid, rid] = path as [number, number, number];
+    if (oid !== 1) return;
+    const srv = this.model.get(1, iid);
+    const forUs = intOf(srv, 0) === this.reg.shortServerId;
+    if (rid === 8 && forUs && this.reg.status === 'registered') this.reg.update('dm').catch(() => undefined);
+    else if (rid === 9) this.rebootstrap();
+    else if (rid === 4 && forUs) this.reg.disable(intOf(srv, 5) ?? 86400);
   }
 
   private process(
@@ -578,7 +939,7 @@ export class DeviceSimulator {
         const text = problems.join('; ');
         return { result: { code: '4.06', payload: text }, after: () => this.endSession(s, 'inconsistent', text) };
       }
-      case 'other':
+      default:
         if (path === undefined) return fail('4.00', `${req.path} is not a bootstrap interface path`);
         return fail('4.05', `${req.method ?? req.code} is not a bootstrap operation`);
     }

@@ -1,9 +1,15 @@
 /**
  * A scripted "bootstrap server" for the simulator tests, built on CoapNode: it answers POST /bs
  * (2.04 by default), then runs the test's script against the device; GET /bspack answers what
- * the test set. Everything over real UDP on 127.0.0.1.
+ * the test set. Everything over real UDP on 127.0.0.1. Also `RawServer`, a hand-rolled LwM2M
+ * server on a plain socket for the registration and device-management tests.
  */
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
 import { CoapNode, type CoapIncomingRequest, type CoapRequestOptions, type CoapResponse } from '../../src/coap/coap-node.js';
+import {
+  ACK, CON, decodeMessage, encodeEmpty, encodeMessage, encodeUint, NON, Opt, optionValues, parseCode, uintOption, type CoapMessage, type CoapOption,
+} from '../../src/coap/message.js';
 import type { PeerInfo } from '../../src/coap/endpoint.js';
 import { codecFor } from '../../src/lwm2m/formats/index.js';
 import { N, type ObjectInstance, type LwM2MNode } from '../../src/lwm2m/node.js';
@@ -176,4 +182,168 @@ export function aclInstance(iid: number, objectId: number, instanceId: number, r
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---- a raw LwM2M server ----------------------------------------------------------------------
+
+/** One datagram the raw server received, decoded (message.ts), with its sender. */
+export interface RawReceived {
+  readonly message: CoapMessage;
+  readonly from: { readonly address: string; readonly port: number };
+  readonly bytes: Buffer;
+  readonly at: number;
+}
+
+export interface RawRequestOptions {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'FETCH';
+  readonly path: Path | string;
+  readonly query?: readonly string[];
+  readonly accept?: number;
+  readonly contentFormat?: number;
+  readonly payload?: Uint8Array | string;
+  /** Observe option value (0 register, 1 deregister). */
+  readonly observe?: number;
+  readonly token?: Buffer;
+  readonly timeoutMs?: number;
+}
+
+const METHOD: Readonly<Record<RawRequestOptions['method'], number>> = { GET: 1, POST: 2, PUT: 3, DELETE: 4, FETCH: 5 };
+
+/**
+ * A hand-rolled LwM2M server on a plain dgram socket (no CoapNode, no node-coap): it answers
+ * Register (`POST /rd`, 2.01 with Location-Path `rd`, `location`), Update (`updateCodes`, then
+ * `updateCode`) and De-register (2.02) itself, sends requests with `request` (CON, resolved by
+ * token: piggybacked or separate, a CON separate response is ACKed), and records every datagram,
+ * so tests see notifications and can answer them with raw RSTs.
+ */
+export class RawServer {
+  readonly received: RawReceived[] = [];
+  /** Requests under /rd: Register, Update, De-register. */
+  readonly rd: { readonly method: string; readonly path: string; readonly query: string[]; readonly payload: Buffer; readonly contentFormat?: number; readonly from: { address: string; port: number } }[] = [];
+  location: string[] = ['rd', 'sim1'];
+  registerCode = '2.01';
+  updateCode = '2.04';
+  /** Codes for the next Updates, used up first. */
+  updateCodes: string[] = [];
+  private mid = 0x4000;
+  private readonly waiting = new Map<string, (m: CoapMessage) => void>();
+
+  private constructor(private readonly socket: Socket) {
+    socket.on('message', (bytes, rinfo) => this.onMessage(bytes, { address: rinfo.address, port: rinfo.port }));
+  }
+
+  static async start(port = 0): Promise<RawServer> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(port, '127.0.0.1', resolve));
+    return new RawServer(socket);
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  get uri(): string {
+    return `coap://127.0.0.1:${this.port}`;
+  }
+
+  send(bytes: Uint8Array, to: { address: string; port: number }): void {
+    this.socket.send(bytes, to.port, to.address);
+  }
+
+  nextMid(): number {
+    this.mid = (this.mid + 1) & 0xffff;
+    return this.mid;
+  }
+
+  /** Builds a CON request (Uri-Path, Uri-Query, Observe, Content-Format, Accept). */
+  encodeRequest(o: RawRequestOptions, messageId: number, token: Buffer): Buffer {
+    const segments = typeof o.path === 'string' ? o.path.split('/').filter((x) => x !== '') : o.path.map(String);
+    const options: CoapOption[] = [];
+    if (o.observe !== undefined) options.push({ number: Opt.Observe, value: encodeUint(o.observe) });
+    for (const s of segments) options.push({ number: Opt.UriPath, value: Buffer.from(s) });
+    if (o.contentFormat !== undefined) options.push({ number: Opt.ContentFormat, value: encodeUint(o.contentFormat) });
+    for (const q of o.query ?? []) options.push({ number: Opt.UriQuery, value: Buffer.from(q) });
+    if (o.accept !== undefined) options.push({ number: Opt.Accept, value: encodeUint(o.accept) });
+    const payload = o.payload === undefined ? undefined : typeof o.payload === 'string' ? Buffer.from(o.payload) : Buffer.from(o.payload);
+    return encodeMessage({ type: CON, code: METHOD[o.method], messageId, token, options, ...(payload && payload.length > 0 ? { payload } : {}) });
+  }
+
+  /** Sends a CON request and resolves with the response (matched by token). */
+  request(to: { address: string; port: number }, o: RawRequestOptions): Promise<CoapMessage> {
+    const token = o.token ?? randomBytes(4);
+    return this.exchange(to, this.encodeRequest(o, this.nextMid(), token), token, o.timeoutMs);
+  }
+
+  /** Sends prepared request bytes and resolves with the response carrying `token`. */
+  exchange(to: { address: string; port: number }, bytes: Buffer, token: Buffer, timeoutMs = 3000): Promise<CoapMessage> {
+    const key = token.toString('hex');
+    return new Promise<CoapMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(new Error(`no response for token ${key} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(key, (m) => {
+        clearTimeout(timer);
+        this.waiting.delete(key);
+        resolve(m);
+      });
+      this.send(bytes, to);
+    });
+  }
+
+  /** Datagrams received since index `from` that satisfy `pred`. */
+  matching(pred: (r: RawReceived) => boolean, from = 0): RawReceived[] {
+    return this.received.slice(from).filter(pred);
+  }
+
+  /** Resolves with the first datagram (at or after index `from`) that satisfies `pred`. */
+  async waitFor(pred: (r: RawReceived) => boolean, what: string, from = 0, timeoutMs = 5000): Promise<RawReceived> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.received.slice(from).find(pred);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await sleep(10);
+    }
+  }
+
+  /** Notifications (2.xx/4.xx responses that are not ACKs) with this token, in arrival order. */
+  notifications(token: Buffer, from = 0): RawReceived[] {
+    return this.matching((r) => r.message.type !== ACK && r.message.code >= 0x40 && r.message.token.equals(token), from);
+  }
+
+  private onMessage(bytes: Buffer, from: { address: string; port: number }): void {
+    const d = decodeMessage(bytes);
+    if (!d.ok) return;
+    const m = d.message;
+    this.received.push({ message: m, from, bytes, at: Date.now() });
+    const cls = m.code >> 5;
+    if (cls === 0 && m.code !== 0) return this.onRequest(m, from);
+    if (cls >= 2) {
+      if (m.type === CON) this.send(encodeEmpty(ACK, m.messageId), from);
+      this.waiting.get(m.token.toString('hex'))?.(m);
+    }
+  }
+
+  private onRequest(m: CoapMessage, from: { address: string; port: number }): void {
+    const path = optionValues(m.options, Opt.UriPath).map((b) => b.toString());
+    const query = optionValues(m.options, Opt.UriQuery).map((b) => b.toString());
+    const method = m.code === 2 ? 'POST' : m.code === 4 ? 'DELETE' : m.code === 1 ? 'GET' : 'PUT';
+    const answer = (code: string, options: CoapOption[] = []): void =>
+      this.send(encodeMessage({ type: m.type === CON ? ACK : NON, code: parseCode(code), messageId: m.messageId, token: m.token, options }), from);
+    if (path[0] !== 'rd') return answer('4.04');
+    const cf = uintOption(m.options, Opt.ContentFormat);
+    this.rd.push({ method, path: `/${path.join('/')}`, query, payload: m.payload, ...(cf !== undefined ? { contentFormat: cf } : {}), from });
+    if (method === 'POST' && path.length === 1) {
+      if (this.registerCode !== '2.01') return answer(this.registerCode);
+      return answer('2.01', this.location.map((s) => ({ number: Opt.LocationPath, value: Buffer.from(s) })));
+    }
+    if (method === 'POST') return answer(this.updateCodes.shift() ?? this.updateCode);
+    if (method === 'DELETE') return answer('2.02');
+    answer('4.05');
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
 }

@@ -1,16 +1,33 @@
 /**
- * `lwbs simulate`: one simulated LwM2M device bootstraps from a running bootstrap server and
- * prints what it was given (src/simulator/).
+ * `lwbs simulate`: one simulated LwM2M device bootstraps from a running bootstrap server, then
+ * registers with the LwM2M server it was given and stays registered (src/simulator/).
  *
  *   lwbs simulate --endpoint EP --bootstrap coap://127.0.0.1:5683 [--lwm2m 1.1] [--pct 112]
  *                 [--pack [--accept 112]] [--no-acl] [--json] [--show-secrets] [--timeout S]
+ *                 [--no-register | [--lifetime S] [--queue] [--once]]
  *
- * Exit 0 when the bootstrap succeeded (Finish answered 2.04, or the pack applied), 1 otherwise
- * (the report is printed either way), 2 for usage errors. PSK keys and private keys are masked
- * unless `--show-secrets`. JSON fields: see `reportToJson` in src/simulator/report.ts.
+ * After a successful bootstrap it prints the report, then Registers with the first server
+ * account the device holds and prints the registration (server, location). It then stays
+ * registered — Updates at lifetime/2, answers the server's device management (Read, Write,
+ * Execute, Create, Delete, Discover, Write-Attributes, Observe), prints one line per event —
+ * until SIGINT/SIGTERM, then De-registers and exits 0 (a second signal exits at once, 1).
+ * `--once` De-registers and exits right after a successful Register; `--no-register` stops
+ * after the bootstrap (the command's behaviour before registration existed).
+ *
+ * Exit 0 when the bootstrap succeeded and the device registered (or, without `--once`, when
+ * its only server accounts are coaps://, which the simulator cannot reach yet: the report says
+ * "registration: skipped"); 1 when the bootstrap or the Register failed (the report is printed
+ * either way); 2 for usage errors. PSK keys and private keys are masked unless
+ * `--show-secrets`. JSON: the report (`reportToJson` in src/simulator/report.ts) with a
+ * `registration` member (`registrationToJson`), pretty-printed; while the device stays
+ * registered, each later event follows as one compact JSON object per line (`eventToJson`).
  */
 import type { Command } from 'commander';
-import { reportToJson, reportToText } from '../../simulator/report.js';
+import { DtlsNotSupportedError } from '../../simulator/registration.js';
+import {
+  eventToJson, eventToText, registrationToJson, registrationToText, reportToJson, reportToText,
+  type BootstrapReport, type RegistrationReport, type RegistrationSkipped, type SimEvent,
+} from '../../simulator/report.js';
 import { SIM_LWM2M_VERSIONS, type SimLwM2MVersion } from '../../simulator/device-model.js';
 import { DeviceSimulator } from '../../simulator/simulator.js';
 import type { CliContext } from '../context.js';
@@ -27,6 +44,10 @@ interface SimulateOptions {
   json?: boolean;
   showSecrets?: boolean;
   timeout: string;
+  register: boolean;
+  lifetime?: string;
+  queue?: boolean;
+  once?: boolean;
 }
 
 function contentFormat(name: string, text: string): number {
@@ -34,10 +55,19 @@ function contentFormat(name: string, text: string): number {
   return Number(text);
 }
 
+const HELP_AFTER = `
+Registration (unless --no-register): after a successful bootstrap the device registers with
+the first LwM2M server account it was given (coap:// only; DTLS is not supported by the
+simulator yet), prints the registration, and stays registered: Updates at lifetime/2, answers
+the server's device management, and prints one line per request, Update and notification.
+SIGINT/SIGTERM de-register and exit 0.
+
+Exit codes: 0 bootstrapped (and registered), 1 bootstrap or Register failed, 2 usage error.`;
+
 export function registerSimulateCommand(program: Command, _ctx: CliContext): void {
   program
     .command('simulate')
-    .description('bootstrap one simulated LwM2M device from a bootstrap server and print what it got')
+    .description('simulate one LwM2M device: bootstrap from a bootstrap server, then register with the server it was given and stay registered')
     .requiredOption('--endpoint <ep>', 'endpoint client name sent as ep=')
     .requiredOption('--bootstrap <uri>', 'bootstrap server, coap://host[:port]')
     .option('--lwm2m <version>', `LwM2M version of the device (${SIM_LWM2M_VERSIONS.join(', ')})`, '1.1')
@@ -47,7 +77,12 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
     .option('--no-acl', 'the device has no Access Control object (2)')
     .option('--json', 'machine-readable output')
     .option('--show-secrets', 'print PSK keys and private keys')
-    .option('--timeout <s>', 'seconds to wait for the server (the /bs answer, then between its requests)', '30')
+    .option('--timeout <s>', 'seconds to wait for a server (the /bs answer, then between its requests; each Register/Update/De-register)', '30')
+    .option('--no-register', 'bootstrap only: print what the device got and exit')
+    .option('--lifetime <s>', 'register with this lifetime (seconds) instead of the one written to /1/x/1')
+    .option('--queue', 'register in queue mode (LwM2M 1.0: b=UQ; 1.1+: the Q flag)')
+    .option('--once', 'de-register and exit right after a successful Register (for scripts)')
+    .addHelpText('after', HELP_AFTER)
     .action(async (opts: SimulateOptions) => {
       if (!(SIM_LWM2M_VERSIONS as readonly string[]).includes(opts.lwm2m)) {
         throw new UsageError(`--lwm2m must be one of ${SIM_LWM2M_VERSIONS.join(', ')}, got ${JSON.stringify(opts.lwm2m)}`);
@@ -68,19 +103,57 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
       if (opts.accept !== undefined && !opts.pack) throw new UsageError('--accept goes with --pack');
       const pct = opts.pct !== undefined ? contentFormat('--pct', opts.pct) : undefined;
       const accept = opts.accept !== undefined ? contentFormat('--accept', opts.accept) : undefined;
+      if (!opts.register) {
+        const extra = [opts.lifetime !== undefined ? '--lifetime' : undefined, opts.queue ? '--queue' : undefined, opts.once ? '--once' : undefined].filter((x) => x !== undefined);
+        if (extra.length > 0) throw new UsageError(`${extra.join(', ')} cannot go with --no-register`);
+      }
+      let lifetime: number | undefined;
+      if (opts.lifetime !== undefined) {
+        if (!/^[0-9]{1,10}$/.test(opts.lifetime) || Number(opts.lifetime) > 0xffffffff) throw new UsageError(`--lifetime must be a number of seconds, got ${JSON.stringify(opts.lifetime)}`);
+        lifetime = Number(opts.lifetime);
+      }
+      const reveal = opts.showSecrets === true;
+      const timeoutMs = timeoutS * 1000;
 
+      // Once the device is registered, every event is printed as it happens.
+      let live = false;
+      const printEvent = (e: SimEvent): void => {
+        if (!live) return;
+        if (opts.json) {
+          const j = eventToJson(e, { revealSecrets: reveal });
+          if (j) console.log(JSON.stringify(j));
+        } else {
+          const t = eventToText(e);
+          if (t !== undefined) console.log(t);
+        }
+      };
       const sim = await DeviceSimulator.start({
         endpoint: opts.endpoint,
         lwm2mVersion: version,
         aclSupport: opts.acl,
         ...(pct !== undefined ? { pct } : {}),
+        onEvent: printEvent,
       });
       const stop = new AbortController();
-      const onSignal = (): void => stop.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      let signals = 0;
+      const onSignal = (): void => {
+        signals++;
+        if (signals > 1) process.exit(1);
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const print = (report: BootstrapReport, registration?: RegistrationReport | RegistrationSkipped): void => {
+        if (opts.json) {
+          const j = reportToJson(report, { revealSecrets: reveal });
+          if (registration) j['registration'] = registrationToJson(registration);
+          console.log(JSON.stringify(j, null, 2));
+        } else {
+          for (const line of reportToText(report, { revealSecrets: reveal })) console.log(line);
+          if (registration) console.log(registrationToText(registration));
+        }
+      };
       try {
-        const timeoutMs = timeoutS * 1000;
         let report;
         try {
           report = opts.pack
@@ -90,16 +163,49 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
           // Misuse caught by the simulator (e.g. a host name that does not resolve).
           throw new UserError(e instanceof Error ? e.message : String(e));
         }
-        const reveal = opts.showSecrets === true;
-        if (opts.json) console.log(JSON.stringify(reportToJson(report, { revealSecrets: reveal }), null, 2));
-        else for (const line of reportToText(report, { revealSecrets: reveal })) console.log(line);
-        if (report.outcome !== 'success') {
-          throw new UserError(`bootstrap of ${opts.endpoint} failed: ${report.outcome}${report.diagnostic ? ` (${report.diagnostic})` : ''}`);
+        if (report.outcome !== 'success' || !opts.register) {
+          print(report);
+          if (report.outcome !== 'success') {
+            throw new UserError(`bootstrap of ${opts.endpoint} failed: ${report.outcome}${report.diagnostic ? ` (${report.diagnostic})` : ''}`);
+          }
+          return;
         }
+        if (stop.signal.aborted) {
+          print(report, { operation: 'register', outcome: 'skipped', diagnostic: 'interrupted' });
+          return;
+        }
+
+        let registration: RegistrationReport;
+        try {
+          registration = await sim.register({ timeoutMs, ...(lifetime !== undefined ? { lifetime } : {}), ...(opts.queue ? { queueMode: true } : {}) });
+        } catch (e) {
+          const message = e instanceof Error ? e.message : String(e);
+          print(report, { operation: 'register', outcome: 'skipped', diagnostic: message });
+          // A device handed only coaps:// accounts got what a bootstrap can give; with --once the caller wanted a registration.
+          if (e instanceof DtlsNotSupportedError && !opts.once) return;
+          throw new UserError(`registration of ${opts.endpoint} failed: ${message}`);
+        }
+        print(report, registration);
+        if (registration.outcome !== 'success') {
+          throw new UserError(`registration of ${opts.endpoint} failed: ${registration.outcome}${registration.code ? ` (${registration.code})` : ''}${registration.diagnostic ? `: ${registration.diagnostic}` : ''}`);
+        }
+        if (opts.once) {
+          const d = await sim.deregister({ timeoutMs });
+          if (d) {
+            if (opts.json) console.log(JSON.stringify({ event: 'registration', ...registrationToJson(d) }));
+            else console.log(registrationToText(d));
+          }
+          if (!d || d.outcome !== 'success') throw new UserError(`de-registration of ${opts.endpoint} failed${d ? `: ${d.outcome}${d.code ? ` (${d.code})` : ''}` : ''}`);
+          return;
+        }
+        live = true;
+        if (!stop.signal.aborted) await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+        // SIGINT/SIGTERM: De-register (printed as an event) and exit 0 whatever the answer.
+        await sim.deregister({ timeoutMs: Math.min(timeoutMs, 5000) });
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-        await sim.close();
+        await sim.close({ deregister: false });
       }
     });
 }
