@@ -1,0 +1,494 @@
+/**
+ * One peer's DTLS association on the server: the PSK handshake after a valid cookie, then the
+ * protected session. Created by server.ts once a ClientHello carried a valid cookie (before that
+ * nothing is kept per peer).
+ *
+ * Handshake (RFC 6347 §4.2, RFC 4279): send flight 4 (ServerHello, ServerKeyExchange only when
+ * an identity hint is configured, ServerHelloDone) and retransmit it on the timer until flight 5
+ * (ClientKeyExchange, ChangeCipherSpec, Finished) is complete. The PSK is looked up
+ * asynchronously by identity; records arriving meanwhile are queued (bounded). Unknown identity
+ * → fatal unknown_psk_identity; a Finished that does not verify → fatal decrypt_error; a record
+ * that fails authentication is dropped silently (RFC 6347 §4.1.2.7), as are replays, unknown
+ * epochs and malformed records. Then flight 6 (ChangeCipherSpec, Finished in epoch 1) is sent
+ * and kept: it is re-sent (rate-limited) whenever the client repeats flight 5, until the client's
+ * first application data shows it arrived.
+ *
+ * Session: application data both ways in epoch 1; close_notify is answered with close_notify and
+ * ends the association, a fatal alert ends it; a ClientHello inside the session (renegotiation)
+ * is refused with a no_renegotiation warning. `close()` releases everything (timers, buffers,
+ * keys); the owner (server.ts) also ends it on idle and handshake timeouts.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { CHANGE_CIPHER_SPEC, isChangeCipherSpec, isCloseNotify, isFatal, parseAlert, serializeAlert } from './alert.js';
+import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, ExtensionType, HandshakeType, MAX_PLAINTEXT_LENGTH, MAX_SEQUENCE_NUMBER } from './constants.js';
+import { Flight, RetransmitTimer, type FlightEntry, type RecordWriter, type RetransmitOptions } from './flight.js';
+import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from './handshake.js';
+import {
+  EMPTY_RENEGOTIATION_INFO, parseFinished, parsePskClientKeyExchange, serializePskServerKeyExchange, serializeServerHello,
+  type ClientHello, type Extension,
+} from './messages.js';
+import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from './prf.js';
+import { createProtection, type RecordProtection } from './protection.js';
+import { HandshakeReassembler, type ReassemblyLimits } from './reassembly.js';
+import { serializeRecord, type DtlsRecord } from './record.js';
+import { ReplayWindow } from './replay.js';
+import type { CipherSuite } from './suites.js';
+
+export interface PeerAddressInfo {
+  readonly address: string;
+  readonly port: number;
+  readonly family: string;
+}
+
+/** Finds the PSK for an identity; undefined = unknown identity. Must not throw for "unknown". */
+export type PskLookup = (identity: Buffer, peer: PeerAddressInfo) => Promise<Uint8Array | undefined>;
+
+export interface ConnectionConfig {
+  readonly pskLookup: PskLookup;
+  readonly pskIdentityHint: Buffer | undefined;
+  readonly retransmit: RetransmitOptions;
+  readonly handshakeTimeoutMs: number;
+  /** Largest datagram sent. */
+  readonly maxDatagram: number;
+  readonly replayWindow: number;
+  readonly reassembly: ReassemblyLimits;
+  /** Least time between two re-sends triggered by the peer repeating its flight. */
+  readonly minResendGapMs: number;
+  /** Records held while the PSK lookup runs, and next-epoch records held before ChangeCipherSpec. */
+  readonly maxQueuedRecords: number;
+  readonly now: () => number;
+}
+
+export type CloseReason =
+  | 'close_notify' // the peer closed
+  | 'alert_received' // the peer sent a fatal alert
+  | 'alert_sent' // we failed the handshake or session with a fatal alert
+  | 'handshake_timeout'
+  | 'idle'
+  | 'replaced' // a new handshake from the same address and port
+  | 'shutdown'
+  | 'sequence_exhausted';
+
+export interface ConnectionHost {
+  output(conn: ServerConnection, datagram: Buffer): void;
+  data(conn: ServerConnection, plaintext: Buffer): void;
+  established(conn: ServerConnection): void;
+  closed(conn: ServerConnection, reason: CloseReason, detail: string | undefined): void;
+}
+
+export interface HandshakeStart {
+  readonly clientHello: ClientHello;
+  /** The ClientHello (the one with the cookie) as an unfragmented handshake message: the transcript's first entry. */
+  readonly clientHelloMessage: Buffer;
+  readonly messageSeq: number;
+  /** Record sequence number of that ClientHello: our epoch-0 numbering continues from it. */
+  readonly recordSeq: number;
+  readonly suite: CipherSuite;
+  readonly extendedMasterSecret: boolean;
+  readonly secureRenegotiation: boolean;
+}
+
+export type ConnectionState = 'awaiting_key_exchange' | 'psk_lookup' | 'awaiting_ccs' | 'awaiting_finished' | 'established' | 'closed';
+
+export class ServerConnection {
+  state: ConnectionState = 'awaiting_key_exchange';
+  readonly createdAt: number;
+  /** Last time an authenticated record (or, during the handshake, any accepted record) arrived. */
+  lastActivity: number;
+  /** The PSK identity the client used (set at ClientKeyExchange, authenticated once established). */
+  identity: Buffer | undefined;
+  /** True once the handshake completed (stays true after close). */
+  completed = false;
+  readonly suite: CipherSuite;
+  readonly extendedMasterSecret: boolean;
+  readonly clientRandom: Buffer;
+  private readonly serverRandom = randomBytes(32);
+
+  private readEpoch = 0;
+  private readProtection: RecordProtection | undefined;
+  private pendingRead: RecordProtection | undefined;
+  private pendingWrite: RecordProtection | undefined;
+  private writeEpoch = 0;
+  private readonly writeProtections: (RecordProtection | undefined)[] = [undefined];
+  private readonly writeSeq: number[];
+  private readonly windows = new Map<number, ReplayWindow>();
+  private readonly reassembler: HandshakeReassembler;
+  private transcript: Buffer[] = [];
+  private master: Buffer | undefined;
+  private serverSeq: number;
+  private flight: Flight | undefined;
+  private readonly timer: RetransmitTimer;
+  private queue: DtlsRecord[] = [];
+  private nextEpoch: DtlsRecord[] = [];
+  private lastResend = Number.NEGATIVE_INFINITY;
+  private peerSentData = false;
+  /** A ChangeCipherSpec that overtook the ClientKeyExchange (reordering): applied once the keys exist. */
+  private earlyCcs = false;
+  private clientHelloMessage: Buffer | undefined;
+  private readonly secureRenegotiation: boolean;
+
+  constructor(
+    readonly peer: PeerAddressInfo,
+    private readonly config: ConnectionConfig,
+    private readonly host: ConnectionHost,
+    hs: HandshakeStart,
+  ) {
+    this.createdAt = config.now();
+    this.lastActivity = this.createdAt;
+    this.suite = hs.suite;
+    this.extendedMasterSecret = hs.extendedMasterSecret;
+    this.clientRandom = Buffer.from(hs.clientHello.random);
+    // Keep copies only: the ClientHello's fields are views into the datagram.
+    this.clientHelloMessage = Buffer.from(hs.clientHelloMessage);
+    this.secureRenegotiation = hs.secureRenegotiation;
+    this.writeSeq = [hs.recordSeq];
+    this.serverSeq = hs.messageSeq;
+    this.reassembler = new HandshakeReassembler(hs.messageSeq + 1, config.reassembly);
+    this.windows.set(0, new ReplayWindow(config.replayWindow));
+    this.windows.get(0)!.accept(hs.recordSeq);
+    this.timer = new RetransmitTimer(config.retransmit, () => this.onTimer());
+  }
+
+  get established(): boolean {
+    return this.state === 'established';
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Sends flight 4 and starts the retransmission timer. */
+  start(): void {
+    const exts: Extension[] = [];
+    if (this.secureRenegotiation) exts.push({ type: ExtensionType.renegotiationInfo, data: EMPTY_RENEGOTIATION_INFO });
+    if (this.extendedMasterSecret) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
+    const entries: FlightEntry[] = [];
+    const add = (msgType: number, body: Buffer): void => {
+      const messageSeq = this.serverSeq++;
+      entries.push({ kind: 'handshake', epoch: 0, msgType, messageSeq, body });
+      this.transcript.push(fullMessage(msgType, messageSeq, body));
+    };
+    this.transcript.push(this.clientHelloMessage!);
+    this.clientHelloMessage = undefined;
+    add(HandshakeType.serverHello, serializeServerHello({
+      serverVersion: DTLS_1_2, random: this.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: this.suite.id, compressionMethod: 0,
+      extensions: exts.length > 0 ? exts : undefined,
+    }));
+    if (this.config.pskIdentityHint !== undefined) add(HandshakeType.serverKeyExchange, serializePskServerKeyExchange(this.config.pskIdentityHint));
+    add(HandshakeType.serverHelloDone, Buffer.alloc(0));
+    this.flight = new Flight(entries, this.config.maxDatagram);
+    this.sendFlight();
+    this.timer.start();
+  }
+
+  /** True when this handshake is the one started by a ClientHello with `random`. */
+  isHandshakeFor(random: Buffer): boolean {
+    return this.state !== 'established' && this.state !== 'closed' && this.clientRandom.equals(random);
+  }
+
+  /** The client repeated its (cookie) ClientHello: it did not get flight 4. */
+  clientHelloRepeated(): void {
+    if (this.state === 'awaiting_key_exchange') this.resend(false);
+  }
+
+  /** Encrypts and sends application data; false when there is no established session. Throws RangeError above 2^14 bytes. */
+  sendApplicationData(plaintext: Buffer): boolean {
+    if (this.state !== 'established') return false;
+    if (plaintext.length > MAX_PLAINTEXT_LENGTH) throw new RangeError(`application data of ${plaintext.length} bytes exceeds a record`);
+    const rec = this.writeRecord(ContentType.applicationData, this.writeEpoch, plaintext);
+    if (rec) this.host.output(this, rec);
+    return rec !== undefined;
+  }
+
+  /** Ends the association; with `notify`, a close_notify alert goes out first (established sessions only). */
+  close(reason: CloseReason, detail?: string, notify = false): void {
+    if (this.state === 'closed') return;
+    if (notify && this.state === 'established') this.sendAlert(AlertLevel.warning, AlertDescription.closeNotify);
+    this.state = 'closed';
+    this.timer.stop();
+    this.flight = undefined;
+    this.queue = [];
+    this.nextEpoch = [];
+    this.transcript = [];
+    this.reassembler.clear();
+    this.master = undefined;
+    this.readProtection = this.pendingRead = this.pendingWrite = undefined;
+    this.writeProtections.length = 0;
+    this.host.closed(this, reason, detail);
+  }
+
+  /** Handles one record from this peer (any epoch, any type). */
+  handleRecord(rec: DtlsRecord): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'psk_lookup') {
+      if (this.queue.length < this.config.maxQueuedRecords) this.queue.push(copyRecord(rec));
+      return;
+    }
+    if (rec.epoch === this.readEpoch + 1 && this.state !== 'established' && this.readProtection === undefined) {
+      if (this.nextEpoch.length < this.config.maxQueuedRecords) this.nextEpoch.push(copyRecord(rec));
+      return;
+    }
+    if (rec.epoch < this.readEpoch) {
+      this.oldEpochRecord(rec);
+      return;
+    }
+    if (rec.epoch !== this.readEpoch) return;
+    if (rec.epoch > 0 && rec.version !== DTLS_1_2) return;
+    const window = this.windows.get(rec.epoch)!;
+    if (!window.check(rec.seq)) return;
+    let payload = rec.fragment;
+    if (this.readProtection !== undefined) {
+      const pt = this.readProtection.decrypt(rec.type, rec.version, rec.epoch, rec.seq, rec.fragment);
+      if (pt === undefined) return;
+      if (pt.length > MAX_PLAINTEXT_LENGTH) return;
+      payload = pt;
+    }
+    window.accept(rec.seq);
+    if (rec.epoch > 0 || this.state !== 'established') this.lastActivity = this.config.now();
+    switch (rec.type) {
+      case ContentType.handshake:
+        this.onHandshake(payload);
+        break;
+      case ContentType.changeCipherSpec:
+        this.onChangeCipherSpec(payload);
+        break;
+      case ContentType.alert:
+        this.onAlert(payload);
+        break;
+      case ContentType.applicationData:
+        if (this.state === 'established' && rec.epoch > 0) {
+          if (!this.peerSentData) {
+            this.peerSentData = true;
+            this.flight = undefined; // flight 6 arrived: no need to keep it
+          }
+          this.host.data(this, payload);
+        }
+        break;
+    }
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------
+
+  private oldEpochRecord(rec: DtlsRecord): void {
+    // Epoch-0 records after our ChangeCipherSpec switch: only a repeated flight 5 matters (unauthenticated, so rate-limited).
+    if (rec.type === ContentType.handshake && this.state === 'established') this.resend(true);
+  }
+
+  private onHandshake(payload: Buffer): void {
+    const frags = parseHandshakeFragments(payload);
+    if (frags === undefined) return;
+    if (this.state === 'established') {
+      for (const f of frags) {
+        if (f.msgType === HandshakeType.clientHello) {
+          this.sendAlert(AlertLevel.warning, AlertDescription.noRenegotiation);
+        } else if (f.messageSeq < this.reassembler.next) {
+          this.resend(true);
+        }
+      }
+      return;
+    }
+    for (const f of frags) {
+      if (f.msgType === HandshakeType.clientHello) continue; // handled (statelessly) by the server
+      this.reassembler.add(f);
+    }
+    this.drainMessages();
+  }
+
+  private drainMessages(): void {
+    for (;;) {
+      if (this.state === 'closed' || this.state === 'psk_lookup' || this.state === 'established') return;
+      const msg = this.reassembler.take();
+      if (msg === undefined) return;
+      this.onMessage(msg);
+    }
+  }
+
+  private onMessage(msg: HandshakeMessage): void {
+    if (this.state === 'awaiting_key_exchange' && msg.msgType === HandshakeType.clientKeyExchange) {
+      const identity = parsePskClientKeyExchange(msg.body);
+      if (identity === undefined) {
+        this.fail(AlertDescription.decodeError, 'malformed ClientKeyExchange');
+        return;
+      }
+      this.identity = Buffer.from(identity);
+      this.transcript.push(fullMessage(msg.msgType, msg.messageSeq, msg.body));
+      this.lookupPsk(this.identity);
+      return;
+    }
+    if (this.state === 'awaiting_finished' && msg.msgType === HandshakeType.finished) {
+      this.onFinished(msg);
+      return;
+    }
+    this.fail(AlertDescription.unexpectedMessage, `unexpected handshake message type ${msg.msgType} in state ${this.state}`);
+  }
+
+  private lookupPsk(identity: Buffer): void {
+    this.state = 'psk_lookup';
+    let result: Promise<Uint8Array | undefined>;
+    try {
+      result = this.config.pskLookup(Buffer.from(identity), this.peer);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (psk) => this.onPsk(psk),
+      (err: unknown) => {
+        if (this.state !== 'psk_lookup') return;
+        this.fail(AlertDescription.internalError, `PSK lookup failed: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    );
+  }
+
+  private onPsk(psk: Uint8Array | undefined): void {
+    if (this.state !== 'psk_lookup') return; // closed or replaced meanwhile
+    if (psk === undefined || psk.length === 0) {
+      this.fail(AlertDescription.unknownPskIdentity, 'unknown PSK identity');
+      return;
+    }
+    const pms = pskPremasterSecret(psk);
+    this.master = this.extendedMasterSecret
+      ? extendedMasterSecret(pms, sha256(...this.transcript))
+      : masterSecret(pms, this.clientRandom, this.serverRandom);
+    pms.fill(0);
+    const kb = keyBlock(this.master, this.clientRandom, this.serverRandom, this.suite);
+    this.pendingRead = createProtection(this.suite, kb.client);
+    this.pendingWrite = createProtection(this.suite, kb.server);
+    this.state = 'awaiting_ccs';
+    if (this.earlyCcs) this.onChangeCipherSpec(CHANGE_CIPHER_SPEC);
+    const queued = this.queue;
+    this.queue = [];
+    for (const r of queued) this.handleRecord(r);
+    this.drainMessages();
+  }
+
+  private onChangeCipherSpec(payload: Buffer): void {
+    if (!isChangeCipherSpec(payload)) return;
+    if (this.state === 'awaiting_key_exchange') {
+      this.earlyCcs = true;
+      return;
+    }
+    if (this.state !== 'awaiting_ccs') return;
+    this.readEpoch = 1;
+    this.readProtection = this.pendingRead;
+    this.pendingRead = undefined;
+    this.windows.set(1, new ReplayWindow(this.config.replayWindow));
+    this.windows.delete(0);
+    this.state = 'awaiting_finished';
+    // Messages must not span epochs: anything half-assembled from epoch 0 is discarded.
+    this.reassembler.clear();
+    const held = this.nextEpoch;
+    this.nextEpoch = [];
+    for (const r of held) this.handleRecord(r);
+  }
+
+  private onFinished(msg: HandshakeMessage): void {
+    const received = parseFinished(msg.body);
+    const expected = verifyData(this.master!, 'client', sha256(...this.transcript));
+    if (received === undefined || !timingSafeEqual(received, expected)) {
+      this.fail(AlertDescription.decryptError, 'client Finished does not verify');
+      return;
+    }
+    this.transcript.push(fullMessage(msg.msgType, msg.messageSeq, msg.body));
+    const ours = verifyData(this.master!, 'server', sha256(...this.transcript));
+    this.writeProtections[1] = this.pendingWrite;
+    this.pendingWrite = undefined;
+    this.writeSeq[1] = 0;
+    this.timer.stop();
+    this.flight = new Flight(
+      [{ kind: 'ccs', epoch: 0 }, { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: this.serverSeq++, body: ours }],
+      this.config.maxDatagram,
+    );
+    this.writeEpoch = 1;
+    this.state = 'established';
+    this.completed = true;
+    this.transcript = [];
+    this.master = undefined; // no resumption in this slice
+    this.lastActivity = this.config.now();
+    this.sendFlight();
+    this.host.established(this);
+  }
+
+  private onAlert(payload: Buffer): void {
+    const alert = parseAlert(payload);
+    if (alert === undefined) return;
+    if (isCloseNotify(alert)) {
+      this.close('close_notify', undefined, true);
+    } else if (isFatal(alert)) {
+      this.close('alert_received', `peer sent fatal alert ${alert.description}`);
+    }
+  }
+
+  // ---- sending -----------------------------------------------------------------------------
+
+  private readonly writer: RecordWriter = {
+    overhead: (epoch) => this.writeProtections[epoch]?.maxOverhead ?? 0,
+    record: (type, epoch, payload) => {
+      const r = this.writeRecord(type, epoch, payload);
+      if (r === undefined) throw new SequenceExhausted();
+      return r;
+    },
+  };
+
+  private writeRecord(type: number, epoch: number, payload: Buffer): Buffer | undefined {
+    const seq = this.writeSeq[epoch]!;
+    if (seq > MAX_SEQUENCE_NUMBER) {
+      this.close('sequence_exhausted');
+      return undefined;
+    }
+    this.writeSeq[epoch] = seq + 1;
+    const p = this.writeProtections[epoch];
+    const fragment = p === undefined ? payload : p.encrypt(type, DTLS_1_2, epoch, seq, payload);
+    return serializeRecord({ type, version: DTLS_1_2, epoch, seq, fragment });
+  }
+
+  private sendFlight(): void {
+    if (this.flight === undefined) return;
+    let datagrams: Buffer[];
+    try {
+      datagrams = this.flight.datagrams(this.writer);
+    } catch (err) {
+      if (err instanceof SequenceExhausted) return;
+      throw err;
+    }
+    for (const d of datagrams) this.host.output(this, d);
+  }
+
+  /** Re-sends the kept flight; `peerTriggered` re-sends are rate-limited. */
+  private resend(peerTriggered: boolean): void {
+    if (this.flight === undefined) return;
+    const now = this.config.now();
+    if (peerTriggered || this.state === 'awaiting_key_exchange') {
+      if (now - this.lastResend < this.config.minResendGapMs) return;
+    }
+    this.lastResend = now;
+    this.sendFlight();
+  }
+
+  private onTimer(): void {
+    if (this.state === 'closed' || this.state === 'established') return;
+    if (this.config.now() - this.createdAt >= this.config.handshakeTimeoutMs) {
+      this.close('handshake_timeout');
+      return;
+    }
+    this.lastResend = this.config.now();
+    this.sendFlight();
+    this.timer.start();
+  }
+
+  private sendAlert(level: number, description: number): void {
+    const rec = this.writeRecord(ContentType.alert, this.writeEpoch, serializeAlert({ level, description }));
+    if (rec) this.host.output(this, rec);
+  }
+
+  private fail(description: number, detail: string): void {
+    this.sendAlert(AlertLevel.fatal, description);
+    this.close('alert_sent', detail);
+  }
+}
+
+class SequenceExhausted extends Error {}
+
+/** Records queued for later must not pin the whole datagram, nor see it reused. */
+function copyRecord(r: DtlsRecord): DtlsRecord {
+  return { ...r, fragment: Buffer.from(r.fragment) };
+}

@@ -1,0 +1,332 @@
+/**
+ * The DTLS server core, independent of sockets: `handleDatagram(bytes, from)` in, `io.send` and
+ * `io.deliver` out. It owns the per-peer associations (connection.ts), keyed by address and port,
+ * and everything that happens before one exists:
+ *
+ * - a ClientHello (epoch 0, one unfragmented record) without a valid cookie gets a
+ *   HelloVerifyRequest built from the request alone (cookie.ts) - no state is kept, so spoofed
+ *   source addresses cost the server nothing but that answer, which is smaller than the request;
+ * - a ClientHello with a valid cookie is checked (version, compression, renegotiation_info,
+ *   cipher suite, extended master secret) and answered with a fatal alert, still statelessly, if
+ *   unacceptable; otherwise a new association starts and replaces any old one for that address
+ *   (RFC 6347 §4.2.8: the cookie showed the client is reachable there);
+ * - a repeated ClientHello of a running handshake makes it resend flight 4;
+ * - every other record goes to the peer's association, or is dropped if there is none.
+ *
+ * Limits: at most `maxHandshakes` associations still in the handshake and `maxSessions` in all;
+ * beyond them new handshakes are not started (the ClientHello is dropped; the client retries).
+ * A sweep ends handshakes older than `handshakeTimeoutMs` and sessions idle for `idleTimeoutMs`.
+ * Nothing here throws on input: malformed data is counted and dropped.
+ */
+import { serializeAlert } from './alert.js';
+import {
+  AlertDescription, AlertLevel, ContentType, DTLS_1_0, DTLS_1_2, EMPTY_RENEGOTIATION_INFO_SCSV, ExtensionType, HandshakeType,
+} from './constants.js';
+import { ServerConnection, type CloseReason, type ConnectionConfig, type ConnectionHost, type PeerAddressInfo, type PskLookup } from './connection.js';
+import { CookieJar } from './cookie.js';
+import { DEFAULT_RETRANSMIT, type RetransmitOptions } from './flight.js';
+import { fullMessage, isWhole, parseHandshakeFragments, type HandshakeFragment } from './handshake.js';
+import { findExtension, parseClientHello, parseRenegotiationInfo, serializeHelloVerifyRequest, type ClientHello } from './messages.js';
+import { parseDatagram, serializeRecord, type DtlsRecord } from './record.js';
+import { ALL_SUITES, suiteById, type CipherSuite } from './suites.js';
+
+export interface DtlsServerOptions {
+  /** Identity → PSK; undefined for an unknown identity (answered with unknown_psk_identity). */
+  readonly pskLookup: PskLookup;
+  /** Cipher suite ids in order of preference (default: all implemented, CCM_8 first). */
+  readonly cipherSuites?: readonly number[];
+  /** Sent in a ServerKeyExchange when set. Default: none (some clients fail on a hint). */
+  readonly pskIdentityHint?: Uint8Array;
+  /** Refuse clients that do not offer extended_master_secret (RFC 7627). Default false. */
+  readonly requireExtendedMasterSecret?: boolean;
+  /** Flight retransmission timer (default 1 s doubling to 60 s, RFC 6347 §4.2.4). */
+  readonly retransmit?: Partial<RetransmitOptions>;
+  /** A handshake not finished after this long is dropped (default 60 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** A session with no authenticated record from the peer for this long is dropped (default 24 h). */
+  readonly idleTimeoutMs?: number;
+  /** Concurrent handshakes (after the cookie) at most (default 5000). */
+  readonly maxHandshakes?: number;
+  /** Associations (handshakes + sessions) at most (default 100 000). */
+  readonly maxSessions?: number;
+  /** Cookie secret rotation period (default 5 min). */
+  readonly cookieRotationMs?: number;
+  /** Largest datagram sent, in bytes of UDP payload (default 1280 - 48 = 1232: fits IPv6's minimum MTU). */
+  readonly maxDatagram?: number;
+  /** Anti-replay window size in records (multiple of 32, default 64). */
+  readonly replayWindow?: number;
+  /** Largest handshake message accepted (default 16 KiB) and bytes buffered per handshake (default 32 KiB). */
+  readonly maxHandshakeMessage?: number;
+  readonly maxHandshakeBuffer?: number;
+  /** Minimum gap between re-sends triggered by the peer repeating a flight (default 250 ms). */
+  readonly minResendGapMs?: number;
+  /** Period of the idle/handshake-timeout sweep (default: a quarter of the smaller timeout, 10 ms..10 s). */
+  readonly sweepIntervalMs?: number;
+  /** Clock for timeouts (default Date.now). */
+  readonly now?: () => number;
+  readonly onDiagnostic?: (d: DtlsDiagnostic) => void;
+}
+
+/** What happened, for logs and tests. Never carries key material. */
+export type DtlsDiagnostic =
+  | { readonly kind: 'hello_verify_request'; readonly peer: PeerAddressInfo }
+  | { readonly kind: 'handshake_started'; readonly peer: PeerAddressInfo; readonly suite: CipherSuite; readonly extendedMasterSecret: boolean }
+  | { readonly kind: 'handshake_refused'; readonly peer: PeerAddressInfo; readonly alert: number; readonly reason: string }
+  | { readonly kind: 'established'; readonly peer: PeerAddressInfo; readonly identity: Buffer; readonly suite: CipherSuite; readonly extendedMasterSecret: boolean }
+  | { readonly kind: 'closed'; readonly peer: PeerAddressInfo; readonly reason: CloseReason; readonly wasEstablished: boolean; readonly detail?: string }
+  | { readonly kind: 'limit'; readonly peer: PeerAddressInfo; readonly what: 'handshakes' | 'sessions' };
+
+export interface DtlsServerStats {
+  datagrams: number;
+  recordsDropped: number;
+  helloVerifyRequests: number;
+  handshakesStarted: number;
+  handshakesCompleted: number;
+  handshakesFailed: number;
+  handshakesRefused: number;
+  limited: number;
+  /** Current associations in the handshake / established. */
+  handshaking: number;
+  sessions: number;
+}
+
+export interface DtlsServerIo {
+  /** Send a datagram to a peer. */
+  send(datagram: Buffer, peer: PeerAddressInfo): void;
+  /** Decrypted application data from an established session. */
+  deliver(plaintext: Buffer, conn: ServerConnection): void;
+}
+
+export function peerKeyOf(address: string, port: number): string {
+  return `${address}|${port}`;
+}
+
+export class DtlsServer {
+  private readonly conns = new Map<string, ServerConnection>();
+  private readonly cookies: CookieJar;
+  private readonly suites: readonly CipherSuite[];
+  private readonly config: ConnectionConfig;
+  private readonly requireEms: boolean;
+  private readonly idleTimeoutMs: number;
+  private readonly maxHandshakes: number;
+  private readonly maxSessions: number;
+  private readonly onDiagnostic: ((d: DtlsDiagnostic) => void) | undefined;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private handshaking = 0;
+  private isClosed = false;
+  private readonly counters = {
+    datagrams: 0, recordsDropped: 0, helloVerifyRequests: 0, handshakesStarted: 0, handshakesCompleted: 0, handshakesFailed: 0,
+    handshakesRefused: 0, limited: 0,
+  };
+
+  constructor(opts: DtlsServerOptions, private readonly io: DtlsServerIo) {
+    const now = opts.now ?? Date.now;
+    const ids = opts.cipherSuites ?? ALL_SUITES.map((s) => s.id);
+    this.suites = ids.map((id) => {
+      const s = suiteById(id);
+      if (s === undefined) throw new RangeError(`unsupported cipher suite 0x${id.toString(16)}`);
+      return s;
+    });
+    if (this.suites.length === 0) throw new RangeError('no cipher suites configured');
+    const retransmit = { ...DEFAULT_RETRANSMIT, ...opts.retransmit };
+    if (!(retransmit.initialMs > 0) || !(retransmit.maxMs >= retransmit.initialMs)) throw new RangeError('retransmit: 0 < initialMs <= maxMs');
+    const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 60_000;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 24 * 3600_000;
+    if (!(handshakeTimeoutMs > 0) || !(this.idleTimeoutMs > 0)) throw new RangeError('timeouts must be > 0');
+    const maxDatagram = opts.maxDatagram ?? 1232;
+    if (!(maxDatagram >= 256 && maxDatagram <= 65507)) throw new RangeError('maxDatagram: 256..65507');
+    this.config = {
+      pskLookup: opts.pskLookup,
+      pskIdentityHint: opts.pskIdentityHint === undefined ? undefined : Buffer.from(opts.pskIdentityHint),
+      retransmit,
+      handshakeTimeoutMs,
+      maxDatagram,
+      replayWindow: opts.replayWindow ?? 64,
+      reassembly: { maxMessageLength: opts.maxHandshakeMessage ?? 16 * 1024, maxBufferedBytes: opts.maxHandshakeBuffer ?? 32 * 1024 },
+      minResendGapMs: opts.minResendGapMs ?? 250,
+      maxQueuedRecords: 32,
+      now,
+    };
+    this.requireEms = opts.requireExtendedMasterSecret ?? false;
+    this.maxHandshakes = opts.maxHandshakes ?? 5000;
+    this.maxSessions = opts.maxSessions ?? 100_000;
+    this.onDiagnostic = opts.onDiagnostic;
+    this.cookies = new CookieJar({ rotationMs: opts.cookieRotationMs, now });
+    const sweepMs = opts.sweepIntervalMs ?? Math.min(10_000, Math.max(10, Math.min(handshakeTimeoutMs, this.idleTimeoutMs) / 4));
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  stats(): DtlsServerStats {
+    return { ...this.counters, handshaking: this.handshaking, sessions: this.conns.size - this.handshaking };
+  }
+
+  /** The established session with (address, port), if any. */
+  session(address: string, port: number): ServerConnection | undefined {
+    const c = this.conns.get(peerKeyOf(address, port));
+    return c?.established ? c : undefined;
+  }
+
+  /** Encrypts `plaintext` to the session with (address, port); false when there is none. */
+  send(plaintext: Buffer, address: string, port: number): boolean {
+    const c = this.conns.get(peerKeyOf(address, port));
+    return c !== undefined && c.sendApplicationData(plaintext);
+  }
+
+  handleDatagram(datagram: Buffer, from: PeerAddressInfo): void {
+    if (this.isClosed) return;
+    this.counters.datagrams++;
+    const { records, dropped } = parseDatagram(datagram);
+    this.counters.recordsDropped += dropped;
+    const key = peerKeyOf(from.address, from.port);
+    for (const rec of records) {
+      if (rec.epoch === 0 && rec.type === ContentType.handshake) {
+        const frags = parseHandshakeFragments(rec.fragment);
+        if (frags !== undefined && frags[0]!.msgType === HandshakeType.clientHello) {
+          this.onClientHello(rec, frags, from, key);
+          continue;
+        }
+      }
+      const conn = this.conns.get(key);
+      if (conn === undefined) {
+        this.counters.recordsDropped++;
+        continue;
+      }
+      conn.handleRecord(rec);
+    }
+  }
+
+  /** Sends close_notify to every established session and drops all state. */
+  close(): void {
+    if (this.isClosed) return;
+    clearInterval(this.sweepTimer);
+    for (const c of [...this.conns.values()]) c.close('shutdown', undefined, true);
+    this.isClosed = true;
+  }
+
+  // ---- ClientHello ---------------------------------------------------------------------------
+
+  private onClientHello(rec: DtlsRecord, frags: HandshakeFragment[], from: PeerAddressInfo, key: string): void {
+    const frag = frags[0]!;
+    // A ClientHello must come whole and alone in its record: without state there is nothing to reassemble into.
+    const ch = frags.length === 1 && isWhole(frag) ? parseClientHello(frag.body) : undefined;
+    if (ch === undefined) {
+      this.counters.recordsDropped++;
+      return;
+    }
+    if (ch.cookie.length === 0 || !this.cookies.verify(from.address, from.port, ch)) {
+      this.sendHelloVerifyRequest(rec, frag, ch, from);
+      return;
+    }
+    const existing = this.conns.get(key);
+    if (existing !== undefined && existing.isHandshakeFor(ch.random)) {
+      existing.clientHelloRepeated();
+      return;
+    }
+    const refusal = this.checkHello(ch);
+    if (typeof refusal === 'object' && 'alert' in refusal) {
+      this.counters.handshakesRefused++;
+      this.diag({ kind: 'handshake_refused', peer: from, alert: refusal.alert, reason: refusal.reason });
+      this.io.send(serializeRecord({
+        type: ContentType.alert, version: DTLS_1_2, epoch: 0, seq: rec.seq,
+        fragment: serializeAlert({ level: AlertLevel.fatal, description: refusal.alert }),
+      }), from);
+      return;
+    }
+    const replacing = existing !== undefined;
+    const handshakesAfter = this.handshaking + 1 - (existing !== undefined && !existing.established ? 1 : 0);
+    if (handshakesAfter > this.maxHandshakes || (!replacing && this.conns.size >= this.maxSessions)) {
+      this.counters.limited++;
+      this.diag({ kind: 'limit', peer: from, what: handshakesAfter > this.maxHandshakes ? 'handshakes' : 'sessions' });
+      return;
+    }
+    existing?.close('replaced');
+    const conn = new ServerConnection({ address: from.address, port: from.port, family: from.family }, this.config, this.host, {
+      clientHello: ch,
+      clientHelloMessage: fullMessage(HandshakeType.clientHello, frag.messageSeq, Buffer.from(frag.body)),
+      messageSeq: frag.messageSeq,
+      recordSeq: rec.seq,
+      suite: refusal.suite,
+      extendedMasterSecret: refusal.ems,
+      secureRenegotiation: refusal.secureRenegotiation,
+    });
+    this.conns.set(key, conn);
+    this.handshaking++;
+    this.counters.handshakesStarted++;
+    this.diag({ kind: 'handshake_started', peer: conn.peer, suite: refusal.suite, extendedMasterSecret: refusal.ems });
+    conn.start();
+  }
+
+  private checkHello(ch: ClientHello):
+    | { alert: number; reason: string }
+    | { suite: CipherSuite; ems: boolean; secureRenegotiation: boolean } {
+    // DTLS versions count down: FEFD (1.2) < FEFF (1.0). A client must offer 1.2 or later.
+    if (ch.clientVersion > DTLS_1_2) return { alert: AlertDescription.protocolVersion, reason: `client offers only version 0x${ch.clientVersion.toString(16)}` };
+    if (!ch.compressionMethods.includes(0)) return { alert: AlertDescription.illegalParameter, reason: 'null compression not offered' };
+    const reneg = findExtension(ch.extensions, ExtensionType.renegotiationInfo);
+    if (reneg !== undefined) {
+      const v = parseRenegotiationInfo(reneg.data);
+      if (v === undefined || v.length !== 0) return { alert: AlertDescription.handshakeFailure, reason: 'non-empty renegotiation_info in an initial handshake' };
+    }
+    const secureRenegotiation = reneg !== undefined || ch.cipherSuites.includes(EMPTY_RENEGOTIATION_INFO_SCSV);
+    const ems = findExtension(ch.extensions, ExtensionType.extendedMasterSecret) !== undefined;
+    if (!ems && this.requireEms) return { alert: AlertDescription.handshakeFailure, reason: 'extended_master_secret required' };
+    const suite = this.suites.find((s) => ch.cipherSuites.includes(s.id));
+    if (suite === undefined) return { alert: AlertDescription.handshakeFailure, reason: 'no common cipher suite' };
+    return { suite, ems, secureRenegotiation };
+  }
+
+  private sendHelloVerifyRequest(rec: DtlsRecord, frag: HandshakeFragment, ch: ClientHello, from: PeerAddressInfo): void {
+    const cookie = this.cookies.create(from.address, from.port, ch);
+    const body = serializeHelloVerifyRequest({ serverVersion: DTLS_1_0, cookie });
+    // RFC 6347 §4.2.1: same record sequence number and message_seq as the ClientHello.
+    this.io.send(serializeRecord({
+      type: ContentType.handshake, version: DTLS_1_0, epoch: 0, seq: rec.seq,
+      fragment: fullMessage(HandshakeType.helloVerifyRequest, frag.messageSeq, body),
+    }), from);
+    this.counters.helloVerifyRequests++;
+    this.diag({ kind: 'hello_verify_request', peer: from });
+  }
+
+  // ---- associations ----------------------------------------------------------------------------
+
+  private readonly host: ConnectionHost = {
+    output: (conn, datagram) => this.io.send(datagram, conn.peer),
+    data: (conn, plaintext) => this.io.deliver(plaintext, conn),
+    established: (conn) => {
+      this.handshaking--;
+      this.counters.handshakesCompleted++;
+      this.diag({ kind: 'established', peer: conn.peer, identity: Buffer.from(conn.identity!), suite: conn.suite, extendedMasterSecret: conn.extendedMasterSecret });
+    },
+    closed: (conn, reason, detail) => {
+      const key = peerKeyOf(conn.peer.address, conn.peer.port);
+      const wasEstablished = conn.completed;
+      if (this.conns.get(key) === conn) this.conns.delete(key);
+      if (!wasEstablished) {
+        this.handshaking--;
+        this.counters.handshakesFailed++;
+      }
+      this.diag({ kind: 'closed', peer: conn.peer, reason, wasEstablished, ...(detail !== undefined ? { detail } : {}) });
+    },
+  };
+
+  private sweep(): void {
+    const now = this.config.now();
+    for (const c of [...this.conns.values()]) {
+      if (c.established) {
+        if (now - c.lastActivity >= this.idleTimeoutMs) c.close('idle');
+      } else if (now - c.createdAt >= this.config.handshakeTimeoutMs) {
+        c.close('handshake_timeout');
+      }
+    }
+  }
+
+  private diag(d: DtlsDiagnostic): void {
+    if (this.onDiagnostic === undefined) return;
+    try {
+      this.onDiagnostic(d);
+    } catch {
+      /* a diagnostic sink must not break the protocol */
+    }
+  }
+}

@@ -1,0 +1,96 @@
+/** In-memory plumbing between `DtlsServer` and `PskClient` for the server tests (no sockets). */
+import { DtlsServer, type DtlsDiagnostic, type DtlsServerOptions } from '../../src/dtls/server.js';
+import type { PeerAddressInfo } from '../../src/dtls/connection.js';
+import { PskClient, type PskClientOptions } from './psk-client.js';
+
+export interface Delivered {
+  readonly data: Buffer;
+  readonly peer: PeerAddressInfo;
+  readonly identity: Buffer | undefined;
+}
+
+export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Harness {
+  readonly server: DtlsServer;
+  /** Datagrams the server sent, per peer key, not yet taken. */
+  private readonly outbox = new Map<string, Buffer[]>();
+  readonly delivered: Delivered[] = [];
+  readonly diagnostics: DtlsDiagnostic[] = [];
+  readonly lookups: Buffer[] = [];
+  sentCount = 0;
+
+  constructor(keys: Record<string, Uint8Array>, opts: Partial<DtlsServerOptions> = {}) {
+    this.server = new DtlsServer(
+      {
+        pskLookup: async (identity) => {
+          this.lookups.push(identity);
+          return keys[identity.toString('latin1')];
+        },
+        onDiagnostic: (d) => this.diagnostics.push(d),
+        ...opts,
+      },
+      {
+        send: (datagram, peer) => {
+          this.sentCount++;
+          const k = `${peer.address}|${peer.port}`;
+          const list = this.outbox.get(k) ?? [];
+          list.push(datagram);
+          this.outbox.set(k, list);
+        },
+        deliver: (data, conn) => this.delivered.push({ data: Buffer.from(data), peer: conn.peer, identity: conn.identity }),
+      },
+    );
+  }
+
+  static peer(port: number, address = '10.0.0.1'): PeerAddressInfo {
+    return { address, port, family: 'IPv4' };
+  }
+
+  /** Takes what the server sent to `peer`. */
+  take(peer: PeerAddressInfo): Buffer[] {
+    const k = `${peer.address}|${peer.port}`;
+    const list = this.outbox.get(k) ?? [];
+    this.outbox.delete(k);
+    return list;
+  }
+
+  input(peer: PeerAddressInfo, datagrams: readonly Buffer[]): void {
+    for (const d of datagrams) this.server.handleDatagram(d, peer);
+  }
+
+  /** Runs client ↔ server until neither has anything more to say (PSK lookups resolve on ticks). */
+  async pump(client: PskClient, peer: PeerAddressInfo, first: Buffer[], filter?: (d: Buffer, dir: 'up' | 'down') => boolean): Promise<void> {
+    let up = first;
+    for (let round = 0; round < 50; round++) {
+      this.input(peer, filter ? up.filter((d) => filter(d, 'up')) : up);
+      await tick();
+      await tick();
+      const down = this.take(peer);
+      up = [];
+      for (const d of filter ? down.filter((x) => filter(x, 'down')) : down) up.push(...client.receive(d));
+      if (up.length === 0 && down.length === 0) return;
+    }
+    throw new Error('pump did not settle');
+  }
+
+  async connect(peer: PeerAddressInfo, opts: PskClientOptions): Promise<PskClient> {
+    const c = new PskClient(opts);
+    await this.pump(c, peer, c.hello());
+    return c;
+  }
+
+  close(): void {
+    this.server.close();
+  }
+}
+
+/** Polls `pred` every 10 ms until it holds; throws after `limitMs` (timing-tolerant waits for timer-driven behaviour). */
+export async function eventually(pred: () => boolean, limitMs = 3000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await sleep(10);
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * A small DTLS 1.2 PSK *client* for tests, built from src/dtls primitives (records, handshake
+ * framing, messages, key schedule, record protection, flights). It is a pure state machine:
+ * `hello()` gives the first datagrams, `receive(datagram)` returns what to send back, `send()`
+ * encrypts application data. `UdpPskClient` runs it over a real socket with a simple
+ * retransmission loop. Deliberately lenient knobs (`options`) let tests misbehave on purpose.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { isChangeCipherSpec, parseAlert, serializeAlert, type Alert } from '../../src/dtls/alert.js';
+import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, ExtensionType, HandshakeType } from '../../src/dtls/constants.js';
+import { Flight, type FlightEntry, type RecordWriter } from '../../src/dtls/flight.js';
+import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from '../../src/dtls/handshake.js';
+import {
+  findExtension, parseHelloVerifyRequest, parsePskServerKeyExchange, parseServerHello, serializeClientHello,
+  serializePskClientKeyExchange, type ClientHello, type Extension,
+} from '../../src/dtls/messages.js';
+import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from '../../src/dtls/prf.js';
+import { createProtection, type RecordProtection } from '../../src/dtls/protection.js';
+import { HandshakeReassembler } from '../../src/dtls/reassembly.js';
+import { parseDatagram, serializeRecord } from '../../src/dtls/record.js';
+import { suiteById, type CipherSuite } from '../../src/dtls/suites.js';
+
+export interface PskClientOptions {
+  readonly identity: Uint8Array;
+  readonly psk: Uint8Array;
+  readonly cipherSuites?: readonly number[];
+  /** Offer extended_master_secret (default true). */
+  readonly extendedMasterSecret?: boolean;
+  /** Send the empty renegotiation_info extension (default true). */
+  readonly renegotiationInfo?: boolean;
+  /** Extra extensions for the ClientHello (e.g. unknown ones). */
+  readonly extraExtensions?: readonly Extension[];
+  readonly clientVersion?: number;
+  /** Largest datagram (default 1400); small values force fragmentation of our flights. */
+  readonly maxDatagram?: number;
+  /** Corrupt our Finished verify_data (tests decrypt_error). */
+  readonly badFinished?: boolean;
+}
+
+export type ClientState = 'start' | 'hello_sent' | 'key_exchange_sent' | 'established' | 'closed';
+
+export class PskClient {
+  state: ClientState = 'start';
+  readonly alerts: Alert[] = [];
+  readonly received: Buffer[] = [];
+  helloVerifyRequests = 0;
+  suite: CipherSuite | undefined;
+  ems = false;
+  serverHint: Buffer | undefined;
+  serverExtensions: readonly Extension[] | undefined;
+
+  private readonly random = randomBytes(32);
+  private cookie = Buffer.alloc(0);
+  private messageSeq = 0;
+  private transcript: Buffer[] = [];
+  private readonly reassembler = new HandshakeReassembler(0);
+  private readonly writeSeq = [0, 0];
+  private writeProt: RecordProtection | undefined;
+  private readProt: RecordProtection | undefined;
+  private pendingRead: RecordProtection | undefined;
+  private readEpoch = 0;
+  private master: Buffer | undefined;
+  private flight: Flight | undefined;
+  /** Largest datagram for the flights built from now on. */
+  maxDatagram: number;
+
+  constructor(readonly options: PskClientOptions) {
+    this.maxDatagram = options.maxDatagram ?? 1400;
+  }
+
+  private readonly writer: RecordWriter = {
+    overhead: (epoch) => (epoch > 0 ? this.writeProt!.maxOverhead : 0),
+    record: (type, epoch, payload) => this.record(type, epoch, payload),
+  };
+
+  private record(type: number, epoch: number, payload: Buffer): Buffer {
+    const seq = this.writeSeq[epoch]!++;
+    const fragment = epoch > 0 ? this.writeProt!.encrypt(type, DTLS_1_2, epoch, seq, payload) : payload;
+    return serializeRecord({ type, version: DTLS_1_2, epoch, seq, fragment });
+  }
+
+  clientHello(): ClientHello {
+    const exts: Extension[] = [];
+    if (this.options.extendedMasterSecret ?? true) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
+    if (this.options.renegotiationInfo ?? true) exts.push({ type: ExtensionType.renegotiationInfo, data: Buffer.from([0]) });
+    exts.push(...(this.options.extraExtensions ?? []));
+    return {
+      clientVersion: this.options.clientVersion ?? DTLS_1_2, random: this.random, sessionId: Buffer.alloc(0), cookie: this.cookie,
+      cipherSuites: this.options.cipherSuites ?? [0xc0a8], compressionMethods: [0], extensions: exts,
+    };
+  }
+
+  /** Flight 1 (or 3 once a cookie is known). */
+  hello(): Buffer[] {
+    const body = serializeClientHello(this.clientHello());
+    const seq = this.messageSeq++;
+    this.transcript = [fullMessage(HandshakeType.clientHello, seq, body)];
+    this.flight = new Flight([{ kind: 'handshake', epoch: 0, msgType: HandshakeType.clientHello, messageSeq: seq, body }], this.maxDatagram);
+    this.state = 'hello_sent';
+    return this.flight.datagrams(this.writer);
+  }
+
+  /** Our last flight again, with new record sequence numbers. */
+  retransmit(): Buffer[] {
+    return this.flight && this.state !== 'established' && this.state !== 'closed' ? this.flight.datagrams(this.writer) : [];
+  }
+
+  /** The last flight kept even when established (to replay flight 5 on purpose). */
+  repeatLastFlight(): Buffer[] {
+    return this.flight ? this.flight.datagrams(this.writer) : [];
+  }
+
+  receive(datagram: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    for (const rec of parseDatagram(datagram).records) {
+      if (this.state === 'closed') break;
+      let payload = rec.fragment;
+      if (rec.epoch !== this.readEpoch) continue;
+      if (rec.epoch > 0) {
+        const pt = this.readProt!.decrypt(rec.type, rec.version, rec.epoch, rec.seq, rec.fragment);
+        if (pt === undefined) continue;
+        payload = pt;
+      }
+      switch (rec.type) {
+        case ContentType.alert: {
+          const a = parseAlert(payload);
+          if (a) {
+            this.alerts.push(a);
+            if (a.level === AlertLevel.fatal || a.description === AlertDescription.closeNotify) this.state = 'closed';
+          }
+          break;
+        }
+        case ContentType.changeCipherSpec:
+          if (isChangeCipherSpec(payload) && this.pendingRead) {
+            this.readProt = this.pendingRead;
+            this.readEpoch = 1;
+          }
+          break;
+        case ContentType.applicationData:
+          if (this.state === 'established') this.received.push(Buffer.from(payload));
+          break;
+        case ContentType.handshake:
+          for (const f of parseHandshakeFragments(payload) ?? []) this.reassembler.add(f);
+          for (let m = this.reassembler.take(); m; m = this.reassembler.take()) out.push(...this.onMessage(m));
+          break;
+      }
+    }
+    return out;
+  }
+
+  private onMessage(m: HandshakeMessage): Buffer[] {
+    const full = fullMessage(m.msgType, m.messageSeq, m.body);
+    switch (m.msgType) {
+      case HandshakeType.helloVerifyRequest: {
+        const hvr = parseHelloVerifyRequest(m.body);
+        if (!hvr) return [];
+        this.helloVerifyRequests++;
+        this.cookie = Buffer.from(hvr.cookie);
+        return this.hello();
+      }
+      case HandshakeType.serverHello: {
+        const sh = parseServerHello(m.body);
+        if (!sh) throw new Error('bad ServerHello');
+        this.suite = suiteById(sh.cipherSuite);
+        this.ems = findExtension(sh.extensions, ExtensionType.extendedMasterSecret) !== undefined;
+        this.serverExtensions = sh.extensions;
+        this.serverRandom = Buffer.from(sh.random);
+        this.transcript.push(full);
+        return [];
+      }
+      case HandshakeType.serverKeyExchange:
+        this.serverHint = parsePskServerKeyExchange(m.body);
+        this.transcript.push(full);
+        return [];
+      case HandshakeType.serverHelloDone:
+        this.transcript.push(full);
+        return this.keyExchange();
+      case HandshakeType.finished: {
+        const expected = verifyData(this.master!, 'server', sha256(...this.transcript));
+        if (!timingSafeEqual(expected, m.body)) throw new Error('server Finished does not verify');
+        this.state = 'established';
+        return [];
+      }
+      default:
+        return [];
+    }
+  }
+
+  private serverRandom = Buffer.alloc(32);
+
+  private keyExchange(): Buffer[] {
+    const suite = this.suite!;
+    const cke = serializePskClientKeyExchange(this.options.identity);
+    const ckeSeq = this.messageSeq++;
+    this.transcript.push(fullMessage(HandshakeType.clientKeyExchange, ckeSeq, cke));
+    const pms = pskPremasterSecret(this.options.psk);
+    this.master = this.ems ? extendedMasterSecret(pms, sha256(...this.transcript)) : masterSecret(pms, this.random, this.serverRandom);
+    const kb = keyBlock(this.master, this.random, this.serverRandom, suite);
+    this.writeProt = createProtection(suite, kb.client);
+    this.pendingRead = createProtection(suite, kb.server);
+    const finished = verifyData(this.master, 'client', sha256(...this.transcript));
+    if (this.options.badFinished) finished[0]! ^= 0xff;
+    const finSeq = this.messageSeq++;
+    this.transcript.push(fullMessage(HandshakeType.finished, finSeq, finished));
+    const entries: FlightEntry[] = [
+      { kind: 'handshake', epoch: 0, msgType: HandshakeType.clientKeyExchange, messageSeq: ckeSeq, body: cke },
+      { kind: 'ccs', epoch: 0 },
+      { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: finSeq, body: finished },
+    ];
+    this.flight = new Flight(entries, this.maxDatagram);
+    this.state = 'key_exchange_sent';
+    return this.flight.datagrams(this.writer);
+  }
+
+  /** One application-data record in epoch 1. */
+  send(data: Uint8Array): Buffer {
+    if (this.state !== 'established') throw new Error(`cannot send in state ${this.state}`);
+    return this.record(ContentType.applicationData, 1, Buffer.from(data));
+  }
+
+  /** An arbitrary record in epoch 1 (e.g. a ClientHello to try renegotiation). */
+  sendRaw(type: number, payload: Buffer): Buffer {
+    return this.record(type, 1, payload);
+  }
+
+  closeNotify(): Buffer {
+    return this.record(ContentType.alert, this.state === 'established' ? 1 : 0, serializeAlert({ level: AlertLevel.warning, description: AlertDescription.closeNotify }));
+  }
+}
+
+/** The PSK client over a real UDP socket, with a simple retransmission loop for the handshake. */
+export class UdpPskClient {
+  readonly client: PskClient;
+  private readonly socket: Socket;
+  private waiters: (() => void)[] = [];
+
+  private constructor(socket: Socket, options: PskClientOptions, private readonly port: number, private readonly host: string) {
+    this.socket = socket;
+    this.client = new PskClient(options);
+    socket.on('message', (msg) => {
+      let out: Buffer[] = [];
+      try {
+        out = this.client.receive(msg);
+      } catch {
+        /* a test will see the state */
+      }
+      for (const d of out) this.socket.send(d, this.port, this.host);
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  static async open(port: number, options: PskClientOptions, host = '127.0.0.1'): Promise<UdpPskClient> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    return new UdpPskClient(socket, options, port, host);
+  }
+
+  get localPort(): number {
+    return this.socket.address().port;
+  }
+
+  /** Waits until `pred()` holds (re-checked on every datagram and every `retransmitMs`), retransmitting the handshake flight meanwhile. */
+  async until(pred: () => boolean, timeoutMs = 5000, retransmitMs = 300): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out in client state ${this.client.state}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          for (const d of this.client.retransmit()) this.socket.send(d, this.port, this.host);
+          resolve();
+        }, retransmitMs);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async handshake(timeoutMs = 5000): Promise<void> {
+    for (const d of this.client.hello()) this.socket.send(d, this.port, this.host);
+    await this.until(() => this.client.state === 'established' || this.client.state === 'closed', timeoutMs);
+    if (this.client.state !== 'established') throw new Error(`handshake failed: alerts ${JSON.stringify(this.client.alerts)}`);
+  }
+
+  sendDatagram(d: Buffer): void {
+    this.socket.send(d, this.port, this.host);
+  }
+
+  send(data: Uint8Array): void {
+    this.sendDatagram(this.client.send(data));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
