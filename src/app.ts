@@ -10,6 +10,8 @@ import { BootstrapServer, type SessionEnd } from './bootstrap/server.js';
 import { RegistrationServer, type RegistrationChange } from './registration/server.js';
 import { DeviceManager } from './registration/management/manager.js';
 import { loadOrCreateAdminToken } from './admin/token.js';
+import { DtlsEndpoint } from './dtls/endpoint.js';
+import { registrationPskKey } from './registration/handoff.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import type { TransmissionParams } from './coap/coap-node.js';
 import type { Config } from './config/config.js';
@@ -74,7 +76,16 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       const node = await bootstrap.listen({ ...config.bootstrap.coap, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
       addresses.set('bootstrap.coap', node.address());
     }
-    if (config.bootstrap.coaps) log.warn('bootstrap.coaps is configured, but this build has no DTLS yet: not listening', { listen: `${config.bootstrap.coaps.host}:${config.bootstrap.coaps.port}` });
+    if (config.bootstrap.coaps) {
+      // DTLS with PSK (raw public keys and X.509 come with the next DTLS slices): the key of the
+      // enrolled device whose bootstrap PSK identity the client names.
+      const endpoint = await DtlsEndpoint.create({
+        ...config.bootstrap.coaps,
+        pskLookup: async (identity) => (await store.devices.findByPskIdentity(identity))?.key,
+      });
+      const node = bootstrap.attach(endpoint, opts.transmission ? { transmission: opts.transmission } : {});
+      addresses.set('bootstrap.coaps', node.address());
+    }
     registration = new RegistrationServer({
       store,
       serverUris: [config.registration.publicUri.coap, config.registration.publicUri.coaps],
@@ -93,6 +104,13 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       const node = await registration.listen({ ...config.registration.coap, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
       addresses.set('registration.coap', node.address());
     }
+    if (config.registration.coaps) {
+      // The PSK of the newest pending or active psk credential provisioned for this server with that identity.
+      const uris = [config.registration.publicUri.coap, config.registration.publicUri.coaps];
+      const endpoint = await DtlsEndpoint.create({ ...config.registration.coaps, pskLookup: (identity) => registrationPskKey(store, identity, uris) });
+      const node = registration.attach(endpoint, opts.transmission ? { transmission: opts.transmission } : {});
+      addresses.set('registration.coaps', node.address());
+    }
     await management.start();
     if (config.admin.listen) {
       const token = loadOrCreateAdminToken(config.dataDir);
@@ -101,7 +119,6 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       admin = await startAdminServer({ ...config.admin.listen, token: token.token, management, store, log });
       addresses.set('admin', admin.address());
     }
-    if (config.registration.coaps) log.warn('registration.coaps is configured, but this build has no DTLS yet: not listening', { listen: `${config.registration.coaps.host}:${config.registration.coaps.port}` });
     log.info('lwbs started', {
       dataDir: config.dataDir,
       objects: registry.all().length,

@@ -134,3 +134,17 @@ async function explain(
   }
   return ['not_provisioned', `${name} has no pending or active credential for this server: bootstrap it first`];
 }
+
+/**
+ * The key a DTLS client proving PSK `identity` must hold to reach this registration server: the
+ * newest pending or active psk credential with that identity for one of `serverUris` (what
+ * `authorizeRegistration` will then accept). Undefined for an identity provisioned for no such
+ * credential, so the handshake fails with unknown_psk_identity before any CoAP is read.
+ */
+export async function registrationPskKey(store: Store, identity: Uint8Array, serverUris: readonly string[]): Promise<Uint8Array | undefined> {
+  const ours = new Set(serverUris.map(normalizeServerUri));
+  const all = await store.credentials.findForRegistration({ pskIdentity: identity });
+  const credential = newestFirst(all.filter((c) => c.mode === 'psk' && ours.has(normalizeServerUri(c.serverUri))))[0];
+  if (!credential) return undefined;
+  return (await store.credentials.revealSecrets(credential.id)).pskKey ?? undefined;
+}
