@@ -21,7 +21,8 @@ import { DeviceSimulator, type SimulatorOptions } from '../../src/simulator/simu
 import type { RegistrationReport } from '../../src/simulator/report.js';
 import type { SqliteStore } from '../../src/store/store.js';
 import { open, removeDir, tempDir } from '../store/support.js';
-import { FAST, nosecSecurity, pskSecurity, RawServer, serverInstance, sleep } from './support.js';
+import { until } from '../registration/support.js';
+import { FAST, nosecSecurity, pskSecurity, RawServer, serverInstance } from './support.js';
 
 const PROFILE = {
   name: 'meters',
@@ -30,15 +31,6 @@ const PROFILE = {
   servers: [{ shortServerId: 7, handOff: true, lifetime: 90, binding: 'U', security: { mode: 'nosec' } }],
 };
 
-async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('simulator: registration with lwbs (bootstrap, hand-off, Register, Update, De-register)', function () {
   this.timeout(30_000);
@@ -308,7 +300,7 @@ describe('simulator: registration messages (raw server)', function () {
     expect(sim.registration?.status).to.equal('unregistered');
   });
 
-  it('refuses to register without a usable account: none (bootstrap first), or coaps:// (DTLS not supported yet)', async () => {
+  it('refuses to register without a usable account: none (bootstrap first), coaps:// with RPK (not supported yet), coaps:// PSK without a key', async () => {
     const bare = await DeviceSimulator.start({ endpoint: 'nothing', transmission: FAST });
     sims.push(bare);
     let e1: unknown;
@@ -318,7 +310,9 @@ describe('simulator: registration messages (raw server)', function () {
       e1 = e;
     }
     expect(String(e1)).to.match(/no LwM2M server account.*bootstrap first/);
-    const secure = await DeviceSimulator.start({ endpoint: 'secure', transmission: FAST, seed: [N.object(0, [pskSecurity(1, 3)]), N.object(1, [serverInstance(0, 3)])] });
+    // Security mode 1 (RPK): the simulator speaks DTLS with PSK only, and says so before any name lookup.
+    const rpk = N.instance(1, [N.resource(0, V.string('coaps://dm3.example.com:5684')), N.resource(1, V.boolean(false)), N.resource(2, V.integer(1)), N.resource(10, V.integer(3))]);
+    const secure = await DeviceSimulator.start({ endpoint: 'secure', transmission: FAST, seed: [N.object(0, [rpk]), N.object(1, [serverInstance(0, 3)])] });
     sims.push(secure);
     let e2: unknown;
     try {
@@ -327,7 +321,18 @@ describe('simulator: registration messages (raw server)', function () {
       e2 = e;
     }
     expect(e2).to.be.instanceOf(DtlsNotSupportedError);
-    expect(String(e2)).to.match(/DTLS not supported by the simulator yet/);
+    expect(String(e2)).to.match(/DTLS with security mode RPK \(raw public key\) is not supported by the simulator yet \(PSK only\): the LwM2M server \(SSID 3\) is coaps:\/\/dm3\.example\.com:5684/);
+    // PSK mode without a key: a plain Error naming what is missing.
+    const keyless = await DeviceSimulator.start({ endpoint: 'keyless', transmission: FAST, seed: [N.object(0, [pskSecurity(1, 3, 'coaps://dm3.example.com:5684', 'id-3', new Uint8Array(0))]), N.object(1, [serverInstance(0, 3)])] });
+    sims.push(keyless);
+    let e3: unknown;
+    try {
+      await keyless.register();
+    } catch (e) {
+      e3 = e;
+    }
+    expect(e3).to.be.instanceOf(Error).and.not.instanceOf(DtlsNotSupportedError);
+    expect(String(e3)).to.contain('no PSK key (/0/x/5)');
   });
 
   it('refuses bootstrap() while registered', async () => {
