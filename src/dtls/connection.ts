@@ -1,7 +1,7 @@
 /**
- * One peer's DTLS association on the server: the PSK handshake after a valid cookie, then the
- * protected session. Created by server.ts once a ClientHello carried a valid cookie (before that
- * nothing is kept per peer).
+ * One peer's DTLS association on the server: the PSK or ECDHE_ECDSA handshake after a valid
+ * cookie, then the protected session. Created by server.ts once a ClientHello carried a valid
+ * cookie (before that nothing is kept per peer).
  *
  * Handshake (RFC 6347 §4.2, RFC 4279): send flight 4 (ServerHello, ServerKeyExchange only when
  * an identity hint is configured, ServerHelloDone) and retransmit it on the timer until flight 5
@@ -17,17 +17,32 @@
  * ends the association, a fatal alert ends it; a ClientHello inside the session (renegotiation)
  * is refused with a no_renegotiation warning. `close()` releases everything (timers, buffers,
  * keys); the owner (server.ts) also ends it on idle and handshake timeouts.
+ *
+ * ECDHE_ECDSA with raw public keys (RFC 8422, RFC 7250; mutual authentication, as LwM2M requires):
+ * flight 4 is ServerHello (echoing client/server_certificate_type = RawPublicKey and
+ * ec_point_formats), Certificate (our SPKI), ServerKeyExchange (ephemeral P-256 point signed with
+ * ECDSA-SHA256 over client_random ‖ server_random ‖ params), CertificateRequest (ecdsa_sign,
+ * ecdsa_secp256r1_sha256), ServerHelloDone. Flight 5 must be Certificate (the client's SPKI; none
+ * → handshake_failure, not a P-256 key → bad_certificate), ClientKeyExchange (its ephemeral
+ * point; invalid → illegal_parameter), CertificateVerify (ECDSA-SHA256 over the transcript so
+ * far; wrong → decrypt_error), then CCS and Finished. Only after the signature verified is the
+ * key looked up (`rpkLookup`, asynchronous like the PSK lookup); refused → certificate_unknown.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { CHANGE_CIPHER_SPEC, isChangeCipherSpec, isCloseNotify, isFatal, parseAlert, serializeAlert } from './alert.js';
-import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, ExtensionType, HandshakeType, MAX_PLAINTEXT_LENGTH, MAX_SEQUENCE_NUMBER } from './constants.js';
+import {
+  AlertDescription, AlertLevel, CertificateType, ClientCertificateTypeEcdsaSign, ContentType, DTLS_1_2, ECDSA_SHA256, ECPointFormat,
+  ExtensionType, HandshakeType, MAX_PLAINTEXT_LENGTH, MAX_SEQUENCE_NUMBER, NamedGroup,
+} from './constants.js';
 import { Flight, RetransmitTimer, type FlightEntry, type RecordWriter, type RetransmitOptions } from './flight.js';
 import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from './handshake.js';
 import {
-  EMPTY_RENEGOTIATION_INFO, parseFinished, parsePskClientKeyExchange, serializePskServerKeyExchange, serializeServerHello,
-  type ClientHello, type Extension,
+  EMPTY_RENEGOTIATION_INFO, parseCertificateVerify, parseEcdhClientKeyExchange, parseFinished, parsePskClientKeyExchange,
+  parseRawPublicKeyCertificate, serializeCertificateRequest, serializeEcdheServerKeyExchange, serializeEcdhParams,
+  serializePskServerKeyExchange, serializeRawPublicKeyCertificate, serializeServerHello, type ClientHello, type Extension,
 } from './messages.js';
 import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from './prf.js';
+import { ecdsaSign, ecdsaVerify, EphemeralEcdh, parseP256Spki, type ServerKeyMaterial } from './ecc.js';
 import { createProtection, type RecordProtection } from './protection.js';
 import { HandshakeReassembler, type ReassemblyLimits } from './reassembly.js';
 import { serializeRecord, type DtlsRecord } from './record.js';
@@ -43,8 +58,24 @@ export interface PeerAddressInfo {
 /** Finds the PSK for an identity; undefined = unknown identity. Must not throw for "unknown". */
 export type PskLookup = (identity: Buffer, peer: PeerAddressInfo) => Promise<Uint8Array | undefined>;
 
+/**
+ * Decides whether a client's raw public key (canonical SubjectPublicKeyInfo DER, uncompressed
+ * point) may connect; called only after the client proved it holds the private key. false →
+ * certificate_unknown.
+ */
+export type RpkLookup = (spkiDer: Buffer, peer: PeerAddressInfo) => Promise<boolean>;
+
+/** Who the client proved to be (structurally a `PeerIdentity` of src/coap/endpoint.ts). */
+export type DtlsPeerIdentity =
+  | { readonly type: 'psk'; readonly identity: Buffer }
+  | { readonly type: 'rpk'; readonly publicKey: Buffer };
+
 export interface ConnectionConfig {
-  readonly pskLookup: PskLookup;
+  /** Undefined: no PSK suites are negotiated. */
+  readonly pskLookup: PskLookup | undefined;
+  /** Both set, or no ECDHE_ECDSA suite is negotiated. */
+  readonly rpkLookup: RpkLookup | undefined;
+  readonly serverKey: ServerKeyMaterial | undefined;
   readonly pskIdentityHint: Buffer | undefined;
   readonly retransmit: RetransmitOptions;
   readonly handshakeTimeoutMs: number;
@@ -86,16 +117,30 @@ export interface HandshakeStart {
   readonly suite: CipherSuite;
   readonly extendedMasterSecret: boolean;
   readonly secureRenegotiation: boolean;
+  /** ECDHE: the client sent ec_point_formats, so ServerHello echoes it (RFC 8422 §5.2). */
+  readonly echoPointFormats?: boolean;
 }
 
-export type ConnectionState = 'awaiting_key_exchange' | 'psk_lookup' | 'awaiting_ccs' | 'awaiting_finished' | 'established' | 'closed';
+export type ConnectionState =
+  | 'awaiting_certificate' // ECDHE_ECDSA: the client's Certificate comes first in flight 5
+  | 'awaiting_key_exchange'
+  | 'awaiting_certificate_verify'
+  | 'psk_lookup'
+  | 'rpk_lookup'
+  | 'awaiting_ccs'
+  | 'awaiting_finished'
+  | 'established'
+  | 'closed';
 
 export class ServerConnection {
   state: ConnectionState = 'awaiting_key_exchange';
   readonly createdAt: number;
   /** Last time an authenticated record (or, during the handshake, any accepted record) arrived. */
   lastActivity: number;
-  /** The PSK identity the client used (set at ClientKeyExchange, authenticated once established). */
+  /**
+   * The PSK identity the client used (set at ClientKeyExchange), or with ECDHE_ECDSA the canonical
+   * SPKI DER of its raw public key (set at Certificate); authenticated once established.
+   */
   identity: Buffer | undefined;
   /** True once the handshake completed (stays true after close). */
   completed = false;
@@ -126,6 +171,10 @@ export class ServerConnection {
   private earlyCcs = false;
   private clientHelloMessage: Buffer | undefined;
   private readonly secureRenegotiation: boolean;
+  private readonly echoPointFormats: boolean;
+  /** ECDHE: our ephemeral key (until ClientKeyExchange) and the client's public key (until CertificateVerify). */
+  private ecdh: EphemeralEcdh | undefined;
+  private clientKey: KeyObject | undefined;
 
   constructor(
     readonly peer: PeerAddressInfo,
@@ -141,12 +190,26 @@ export class ServerConnection {
     // Keep copies only: the ClientHello's fields are views into the datagram.
     this.clientHelloMessage = Buffer.from(hs.clientHelloMessage);
     this.secureRenegotiation = hs.secureRenegotiation;
+    this.echoPointFormats = hs.echoPointFormats ?? false;
+    if (this.suite.keyExchange === 'ecdhe_ecdsa') {
+      if (config.serverKey === undefined || config.rpkLookup === undefined) throw new RangeError('ECDHE_ECDSA needs serverKey and rpkLookup');
+      this.state = 'awaiting_certificate';
+    } else if (config.pskLookup === undefined) {
+      throw new RangeError('a PSK suite needs pskLookup');
+    }
     this.writeSeq = [hs.recordSeq];
     this.serverSeq = hs.messageSeq;
     this.reassembler = new HandshakeReassembler(hs.messageSeq + 1, config.reassembly);
     this.windows.set(0, new ReplayWindow(config.replayWindow));
     this.windows.get(0)!.accept(hs.recordSeq);
     this.timer = new RetransmitTimer(config.retransmit, () => this.onTimer());
+  }
+
+  /** What the client authenticated as; undefined until established. */
+  get peerIdentity(): DtlsPeerIdentity | undefined {
+    if (!this.completed || this.identity === undefined) return undefined;
+    const bytes = Buffer.from(this.identity);
+    return this.suite.keyExchange === 'psk' ? { type: 'psk', identity: bytes } : { type: 'rpk', publicKey: bytes };
   }
 
   get established(): boolean {
@@ -162,6 +225,12 @@ export class ServerConnection {
     const exts: Extension[] = [];
     if (this.secureRenegotiation) exts.push({ type: ExtensionType.renegotiationInfo, data: EMPTY_RENEGOTIATION_INFO });
     if (this.extendedMasterSecret) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
+    if (this.suite.keyExchange === 'ecdhe_ecdsa') {
+      if (this.echoPointFormats) exts.push({ type: ExtensionType.ecPointFormats, data: Buffer.from([1, ECPointFormat.uncompressed]) });
+      // RFC 7250 §4.2: the server's choice, one byte each.
+      exts.push({ type: ExtensionType.clientCertificateType, data: Buffer.from([CertificateType.rawPublicKey]) });
+      exts.push({ type: ExtensionType.serverCertificateType, data: Buffer.from([CertificateType.rawPublicKey]) });
+    }
     const entries: FlightEntry[] = [];
     const add = (msgType: number, body: Buffer): void => {
       const messageSeq = this.serverSeq++;
@@ -174,7 +243,21 @@ export class ServerConnection {
       serverVersion: DTLS_1_2, random: this.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: this.suite.id, compressionMethod: 0,
       extensions: exts.length > 0 ? exts : undefined,
     }));
-    if (this.config.pskIdentityHint !== undefined) add(HandshakeType.serverKeyExchange, serializePskServerKeyExchange(this.config.pskIdentityHint));
+    if (this.suite.keyExchange === 'ecdhe_ecdsa') {
+      const key = this.config.serverKey!;
+      this.ecdh = new EphemeralEcdh();
+      const params = serializeEcdhParams(NamedGroup.secp256r1, this.ecdh.publicPoint);
+      add(HandshakeType.certificate, serializeRawPublicKeyCertificate(key.spki));
+      add(HandshakeType.serverKeyExchange, serializeEcdheServerKeyExchange({
+        namedCurve: NamedGroup.secp256r1, publicPoint: this.ecdh.publicPoint, signatureAlgorithm: ECDSA_SHA256,
+        signature: ecdsaSign(key.privateKey, this.clientRandom, this.serverRandom, params),
+      }));
+      add(HandshakeType.certificateRequest, serializeCertificateRequest({
+        certificateTypes: [ClientCertificateTypeEcdsaSign], signatureAlgorithms: [ECDSA_SHA256], certificateAuthorities: Buffer.alloc(0),
+      }));
+    } else if (this.config.pskIdentityHint !== undefined) {
+      add(HandshakeType.serverKeyExchange, serializePskServerKeyExchange(this.config.pskIdentityHint));
+    }
     add(HandshakeType.serverHelloDone, Buffer.alloc(0));
     this.flight = new Flight(entries, this.config.maxDatagram);
     this.sendFlight();
@@ -188,7 +271,16 @@ export class ServerConnection {
 
   /** The client repeated its (cookie) ClientHello: it did not get flight 4. */
   clientHelloRepeated(): void {
-    if (this.state === 'awaiting_key_exchange') this.resend(false);
+    if (this.awaitingFlight5) this.resend(false);
+  }
+
+  /** Nothing of flight 5 has been processed yet (flight 4 may not have arrived). */
+  private get awaitingFlight5(): boolean {
+    return this.suite.keyExchange === 'psk' ? this.state === 'awaiting_key_exchange' : this.state === 'awaiting_certificate';
+  }
+
+  private get lookingUp(): boolean {
+    return this.state === 'psk_lookup' || this.state === 'rpk_lookup';
   }
 
   /** Encrypts and sends application data; false when there is no established session. Throws RangeError above 2^14 bytes. */
@@ -212,6 +304,8 @@ export class ServerConnection {
     this.transcript = [];
     this.reassembler.clear();
     this.master = undefined;
+    this.ecdh = undefined;
+    this.clientKey = undefined;
     this.readProtection = this.pendingRead = this.pendingWrite = undefined;
     this.writeProtections.length = 0;
     this.host.closed(this, reason, detail);
@@ -220,7 +314,7 @@ export class ServerConnection {
   /** Handles one record from this peer (any epoch, any type). */
   handleRecord(rec: DtlsRecord): void {
     if (this.state === 'closed') return;
-    if (this.state === 'psk_lookup') {
+    if (this.lookingUp) {
       if (this.queue.length < this.config.maxQueuedRecords) this.queue.push(copyRecord(rec));
       return;
     }
@@ -296,7 +390,7 @@ export class ServerConnection {
 
   private drainMessages(): void {
     for (;;) {
-      if (this.state === 'closed' || this.state === 'psk_lookup' || this.state === 'established') return;
+      if (this.state === 'closed' || this.lookingUp || this.state === 'established') return;
       const msg = this.reassembler.take();
       if (msg === undefined) return;
       this.onMessage(msg);
@@ -304,7 +398,9 @@ export class ServerConnection {
   }
 
   private onMessage(msg: HandshakeMessage): void {
-    if (this.state === 'awaiting_key_exchange' && msg.msgType === HandshakeType.clientKeyExchange) {
+    if (this.suite.keyExchange === 'ecdhe_ecdsa') {
+      if (this.onEcdheMessage(msg)) return;
+    } else if (this.state === 'awaiting_key_exchange' && msg.msgType === HandshakeType.clientKeyExchange) {
       const identity = parsePskClientKeyExchange(msg.body);
       if (identity === undefined) {
         this.fail(AlertDescription.decodeError, 'malformed ClientKeyExchange');
@@ -322,11 +418,92 @@ export class ServerConnection {
     this.fail(AlertDescription.unexpectedMessage, `unexpected handshake message type ${msg.msgType} in state ${this.state}`);
   }
 
+  /** Flight 5 of ECDHE_ECDSA up to CertificateVerify; false when `msg` is not one of those messages in its place. */
+  private onEcdheMessage(msg: HandshakeMessage): boolean {
+    const full = (): Buffer => fullMessage(msg.msgType, msg.messageSeq, msg.body);
+    if (this.state === 'awaiting_certificate' && msg.msgType === HandshakeType.certificate) {
+      const der = parseRawPublicKeyCertificate(msg.body);
+      if (der === undefined) {
+        this.fail(AlertDescription.decodeError, 'malformed Certificate');
+      } else if (der.length === 0) {
+        this.fail(AlertDescription.handshakeFailure, 'the client sent no raw public key');
+      } else {
+        const parsed = parseP256Spki(der);
+        if (parsed === undefined) {
+          this.fail(AlertDescription.badCertificate, 'the client raw public key is not a P-256 SubjectPublicKeyInfo');
+        } else {
+          this.identity = parsed.spki;
+          this.clientKey = parsed.key;
+          this.transcript.push(full());
+          this.state = 'awaiting_key_exchange';
+        }
+      }
+      return true;
+    }
+    if (this.state === 'awaiting_key_exchange' && msg.msgType === HandshakeType.clientKeyExchange) {
+      const point = parseEcdhClientKeyExchange(msg.body);
+      if (point === undefined) {
+        this.fail(AlertDescription.decodeError, 'malformed ClientKeyExchange');
+        return true;
+      }
+      const pms = this.ecdh!.sharedSecret(point);
+      this.ecdh = undefined;
+      if (pms === undefined) {
+        this.fail(AlertDescription.illegalParameter, 'the client ECDH point is not an uncompressed P-256 point');
+        return true;
+      }
+      this.transcript.push(full());
+      this.deriveKeys(pms);
+      this.state = 'awaiting_certificate_verify';
+      return true;
+    }
+    if (this.state === 'awaiting_certificate_verify' && msg.msgType === HandshakeType.certificateVerify) {
+      const cv = parseCertificateVerify(msg.body);
+      if (cv === undefined) {
+        this.fail(AlertDescription.decodeError, 'malformed CertificateVerify');
+      } else if (cv.signatureAlgorithm !== ECDSA_SHA256) {
+        this.fail(AlertDescription.illegalParameter, `CertificateVerify with signature algorithm 0x${cv.signatureAlgorithm.toString(16)}`);
+      } else if (!ecdsaVerify(this.clientKey!, cv.signature, ...this.transcript)) {
+        this.fail(AlertDescription.decryptError, 'CertificateVerify does not verify');
+      } else {
+        this.clientKey = undefined;
+        this.transcript.push(full());
+        this.lookupRpk(this.identity!);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  private lookupRpk(spki: Buffer): void {
+    this.state = 'rpk_lookup';
+    let result: Promise<boolean>;
+    try {
+      result = this.config.rpkLookup!(Buffer.from(spki), this.peer);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (ok) => {
+        if (this.state !== 'rpk_lookup') return; // closed or replaced meanwhile
+        if (ok !== true) {
+          this.fail(AlertDescription.certificateUnknown, 'raw public key not accepted');
+          return;
+        }
+        this.keysReady();
+      },
+      (err: unknown) => {
+        if (this.state !== 'rpk_lookup') return;
+        this.fail(AlertDescription.internalError, `raw public key lookup failed: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    );
+  }
+
   private lookupPsk(identity: Buffer): void {
     this.state = 'psk_lookup';
     let result: Promise<Uint8Array | undefined>;
     try {
-      result = this.config.pskLookup(Buffer.from(identity), this.peer);
+      result = this.config.pskLookup!(Buffer.from(identity), this.peer);
     } catch (err) {
       result = Promise.reject(err);
     }
@@ -345,7 +522,12 @@ export class ServerConnection {
       this.fail(AlertDescription.unknownPskIdentity, 'unknown PSK identity');
       return;
     }
-    const pms = pskPremasterSecret(psk);
+    this.deriveKeys(pskPremasterSecret(psk));
+    this.keysReady();
+  }
+
+  /** Master secret (extended when negotiated: the transcript ends with ClientKeyExchange) and the pending epoch-1 protections; wipes `pms`. */
+  private deriveKeys(pms: Buffer): void {
     this.master = this.extendedMasterSecret
       ? extendedMasterSecret(pms, sha256(...this.transcript))
       : masterSecret(pms, this.clientRandom, this.serverRandom);
@@ -353,6 +535,10 @@ export class ServerConnection {
     const kb = keyBlock(this.master, this.clientRandom, this.serverRandom, this.suite);
     this.pendingRead = createProtection(this.suite, kb.client);
     this.pendingWrite = createProtection(this.suite, kb.server);
+  }
+
+  /** The client is authenticated as far as flight 5 goes before Finished: accept its ChangeCipherSpec and replay what waited. */
+  private keysReady(): void {
     this.state = 'awaiting_ccs';
     if (this.earlyCcs) this.onChangeCipherSpec(CHANGE_CIPHER_SPEC);
     const queued = this.queue;
@@ -363,7 +549,7 @@ export class ServerConnection {
 
   private onChangeCipherSpec(payload: Buffer): void {
     if (!isChangeCipherSpec(payload)) return;
-    if (this.state === 'awaiting_key_exchange') {
+    if (this.state === 'awaiting_certificate' || this.state === 'awaiting_key_exchange' || this.state === 'awaiting_certificate_verify') {
       this.earlyCcs = true;
       return;
     }
@@ -457,7 +643,7 @@ export class ServerConnection {
   private resend(peerTriggered: boolean): void {
     if (this.flight === undefined) return;
     const now = this.config.now();
-    if (peerTriggered || this.state === 'awaiting_key_exchange') {
+    if (peerTriggered || this.awaitingFlight5) {
       if (now - this.lastResend < this.config.minResendGapMs) return;
     }
     this.lastResend = now;

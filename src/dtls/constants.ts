@@ -41,6 +41,8 @@ export const AlertDescription = {
   recordOverflow: 22,
   handshakeFailure: 40,
   badCertificate: 42,
+  unsupportedCertificate: 43,
+  certificateUnknown: 46,
   illegalParameter: 47,
   decodeError: 50,
   decryptError: 51,
@@ -68,6 +70,20 @@ export const ExtensionType = {
   connectionId: 54,
   renegotiationInfo: 0xff01,
 } as const;
+
+/** RFC 7250 certificate types (client_certificate_type / server_certificate_type). */
+export const CertificateType = { x509: 0, rawPublicKey: 2 } as const;
+
+/** RFC 8422: named_curve curve type, secp256r1, the uncompressed point format. */
+export const ECCurveType = { namedCurve: 3 } as const;
+export const NamedGroup = { secp256r1: 0x0017 } as const;
+export const ECPointFormat = { uncompressed: 0 } as const;
+
+/** SignatureAndHashAlgorithm ecdsa_secp256r1_sha256: hash sha256 (4), signature ecdsa (3). */
+export const ECDSA_SHA256 = 0x0403;
+
+/** ClientCertificateType ecdsa_sign (RFC 8422 §5.5). */
+export const ClientCertificateTypeEcdsaSign = 64;
 
 /** TLS_EMPTY_RENEGOTIATION_INFO_SCSV (RFC 5746): a cipher-suite value that signals secure renegotiation support. */
 export const EMPTY_RENEGOTIATION_INFO_SCSV = 0x00ff;

@@ -4,7 +4,8 @@
  * run over it unchanged:
  *
  * - `message` events carry the *decrypted* application data of an established session, with
- *   `peer.identity = { type: 'psk', identity }` (the PSK identity the client proved it holds);
+ *   `peer.identity = { type: 'psk', identity }` (the PSK identity the client proved it holds) or
+ *   `{ type: 'rpk', publicKey }` (the SPKI DER of the raw public key it proved it holds);
  * - `send(plaintext, port, address, cb)` encrypts to the established session with (address, port).
  *   With no session there the datagram is dropped and `cb` gets an Error (`DtlsNoSessionError`):
  *   only a client can start a DTLS session, so the server cannot reach a peer without one;
@@ -63,7 +64,7 @@ export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements Co
           family: conn.peer.family,
           port: conn.peer.port,
           size: plaintext.length,
-          identity: { type: 'psk', identity: Buffer.from(conn.identity!) },
+          identity: conn.peerIdentity!,
         };
         this.emit('message', plaintext, peer);
       },

@@ -1,11 +1,11 @@
 /**
  * Handshake message bodies used by the PSK handshake (RFC 5246 §7.4, RFC 6347 §4.2.1, RFC 4279
- * §2): ClientHello (with the DTLS cookie), HelloVerifyRequest, ServerHello, ServerKeyExchange
+ * §2), the ECDHE_ECDSA messages (RFC 8422) and RPK certificates (RFC 7250): ClientHello (with the DTLS cookie), HelloVerifyRequest, ServerHello, ServerKeyExchange
  * (PSK identity hint), ServerHelloDone, ClientKeyExchange (PSK identity), Finished, and the hello
  * extensions. Parsers return undefined for malformed input and never throw; serializers throw
  * RangeError only for values that cannot be encoded (programming errors).
  */
-import { DecodeError, Reader, u16, vec16, vec8 } from './reader.js';
+import { DecodeError, Reader, u16, vec16, vec24, vec8 } from './reader.js';
 
 export interface Extension {
   readonly type: number;
@@ -162,3 +162,118 @@ export function parseRenegotiationInfo(data: Buffer): Buffer | undefined {
 
 /** The empty renegotiation_info extension body of an initial handshake. */
 export const EMPTY_RENEGOTIATION_INFO = Buffer.from([0]);
+
+// ---- ECDHE_ECDSA and raw public keys (RFC 8422, RFC 7250) --------------------------------------
+
+/** A `list<2>` of uint16 (supported_groups, signature_algorithms); undefined when malformed or empty. */
+export function parseU16List(data: Buffer): number[] | undefined {
+  return parse(data, (r) => {
+    const list = r.vec16();
+    if (list.length < 2 || list.length % 2 !== 0) throw new DecodeError('uint16 list');
+    const out: number[] = [];
+    for (let i = 0; i < list.length; i += 2) out.push(list.readUInt16BE(i));
+    return out;
+  });
+}
+
+/** A `list<1>` of uint8 (ec_point_formats, a ClientHello's certificate types); undefined when malformed or empty. */
+export function parseU8List(data: Buffer): number[] | undefined {
+  return parse(data, (r) => {
+    const list = r.vec8();
+    if (list.length < 1) throw new DecodeError('uint8 list');
+    return [...list];
+  });
+}
+
+/** The server's signed ECDHE parameters (RFC 8422 §5.4): named curve, point, signature. */
+export interface EcdheServerKeyExchange {
+  readonly namedCurve: number;
+  /** The ephemeral public point (65 bytes, `04 ‖ X ‖ Y`). */
+  readonly publicPoint: Buffer;
+  readonly signatureAlgorithm: number;
+  readonly signature: Buffer;
+}
+
+/** `curve_type(1)=named_curve ‖ namedcurve(2) ‖ public<1..255>`: the ServerECDHParams, which are also the signed data's tail. */
+export function serializeEcdhParams(namedCurve: number, publicPoint: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from([3]), u16(namedCurve), vec8(publicPoint)]);
+}
+
+export function serializeEcdheServerKeyExchange(ske: EcdheServerKeyExchange): Buffer {
+  return Buffer.concat([serializeEcdhParams(ske.namedCurve, ske.publicPoint), u16(ske.signatureAlgorithm), vec16(ske.signature)]);
+}
+
+export function parseEcdheServerKeyExchange(body: Buffer): EcdheServerKeyExchange | undefined {
+  return parse(body, (r) => {
+    if (r.u8() !== 3) throw new DecodeError('curve_type is not named_curve');
+    const namedCurve = r.u16();
+    const publicPoint = r.vec8();
+    if (publicPoint.length === 0) throw new DecodeError('empty point');
+    const signatureAlgorithm = r.u16();
+    const signature = r.vec16();
+    return { namedCurve, publicPoint, signatureAlgorithm, signature };
+  });
+}
+
+/** CertificateRequest (RFC 5246 §7.4.4): certificate types, signature algorithms, CA names. */
+export interface CertificateRequest {
+  readonly certificateTypes: readonly number[];
+  readonly signatureAlgorithms: readonly number[];
+  readonly certificateAuthorities: Buffer;
+}
+
+export function serializeCertificateRequest(cr: CertificateRequest): Buffer {
+  const algs = Buffer.alloc(cr.signatureAlgorithms.length * 2);
+  cr.signatureAlgorithms.forEach((a, i) => algs.writeUInt16BE(a, i * 2));
+  return Buffer.concat([vec8(Buffer.from(cr.certificateTypes)), vec16(algs), vec16(cr.certificateAuthorities)]);
+}
+
+export function parseCertificateRequest(body: Buffer): CertificateRequest | undefined {
+  return parse(body, (r) => {
+    const types = r.vec8();
+    if (types.length < 1) throw new DecodeError('certificate_types');
+    const algs = r.vec16();
+    if (algs.length < 2 || algs.length % 2 !== 0) throw new DecodeError('supported_signature_algorithms');
+    const signatureAlgorithms: number[] = [];
+    for (let i = 0; i < algs.length; i += 2) signatureAlgorithms.push(algs.readUInt16BE(i));
+    return { certificateTypes: [...types], signatureAlgorithms, certificateAuthorities: r.vec16() };
+  });
+}
+
+/** RFC 7250 Certificate with RawPublicKey: one `subjectPublicKeyInfo<1..2^24-1>`. */
+export function serializeRawPublicKeyCertificate(spki: Uint8Array): Buffer {
+  if (spki.length === 0) throw new RangeError('empty SubjectPublicKeyInfo');
+  return vec24(spki);
+}
+
+/** The SPKI of an RPK Certificate; an empty Buffer when the client sent none (`00 00 00`); undefined when malformed. */
+export function parseRawPublicKeyCertificate(body: Buffer): Buffer | undefined {
+  return parse(body, (r) => r.vec24());
+}
+
+/** ECDHE ClientKeyExchange (RFC 8422 §5.7): `ecdh_Yc<1..255>`. */
+export function serializeEcdhClientKeyExchange(point: Uint8Array): Buffer {
+  return vec8(point);
+}
+
+export function parseEcdhClientKeyExchange(body: Buffer): Buffer | undefined {
+  return parse(body, (r) => {
+    const p = r.vec8();
+    if (p.length === 0) throw new DecodeError('empty point');
+    return p;
+  });
+}
+
+/** CertificateVerify (RFC 5246 §7.4.8): SignatureAndHashAlgorithm ‖ signature<0..2^16-1>. */
+export interface CertificateVerify {
+  readonly signatureAlgorithm: number;
+  readonly signature: Buffer;
+}
+
+export function serializeCertificateVerify(cv: CertificateVerify): Buffer {
+  return Buffer.concat([u16(cv.signatureAlgorithm), vec16(cv.signature)]);
+}
+
+export function parseCertificateVerify(body: Buffer): CertificateVerify | undefined {
+  return parse(body, (r) => ({ signatureAlgorithm: r.u16(), signature: r.vec16() }));
+}

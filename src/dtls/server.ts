@@ -7,8 +7,11 @@
  *   HelloVerifyRequest built from the request alone (cookie.ts) - no state is kept, so spoofed
  *   source addresses cost the server nothing but that answer, which is smaller than the request;
  * - a ClientHello with a valid cookie is checked (version, compression, renegotiation_info,
- *   cipher suite, extended master secret) and answered with a fatal alert, still statelessly, if
- *   unacceptable; otherwise a new association starts and replaces any old one for that address
+ *   cipher suite, extended master secret; for ECDHE_ECDSA suites also secp256r1 in
+ *   supported_groups, uncompressed points, ecdsa_secp256r1_sha256 in signature_algorithms and
+ *   RawPublicKey in both certificate-type extensions) and answered with a fatal alert, still
+ *   statelessly, if unacceptable (unsupported_certificate when only the certificate type was
+ *   missing, else handshake_failure); otherwise a new association starts and replaces any old one for that address
  *   (RFC 6347 §4.2.8: the cookie showed the client is reachable there);
  * - a repeated ClientHello of a running handshake makes it resend flight 4;
  * - every other record goes to the peer's association, or is dropped if there is none.
@@ -20,20 +23,34 @@
  */
 import { serializeAlert } from './alert.js';
 import {
-  AlertDescription, AlertLevel, ContentType, DTLS_1_0, DTLS_1_2, EMPTY_RENEGOTIATION_INFO_SCSV, ExtensionType, HandshakeType,
+  AlertDescription, AlertLevel, CertificateType, ContentType, DTLS_1_0, DTLS_1_2, ECDSA_SHA256, ECPointFormat, EMPTY_RENEGOTIATION_INFO_SCSV,
+  ExtensionType, HandshakeType, NamedGroup,
 } from './constants.js';
-import { ServerConnection, type CloseReason, type ConnectionConfig, type ConnectionHost, type PeerAddressInfo, type PskLookup } from './connection.js';
+import {
+  ServerConnection, type CloseReason, type ConnectionConfig, type ConnectionHost, type PeerAddressInfo, type PskLookup, type RpkLookup,
+} from './connection.js';
+import { loadServerKey, type ServerKeyInput } from './ecc.js';
 import { CookieJar } from './cookie.js';
 import { DEFAULT_RETRANSMIT, type RetransmitOptions } from './flight.js';
 import { fullMessage, isWhole, parseHandshakeFragments, type HandshakeFragment } from './handshake.js';
-import { findExtension, parseClientHello, parseRenegotiationInfo, serializeHelloVerifyRequest, type ClientHello } from './messages.js';
+import {
+  findExtension, parseClientHello, parseRenegotiationInfo, parseU16List, parseU8List, serializeHelloVerifyRequest, type ClientHello,
+} from './messages.js';
 import { parseDatagram, serializeRecord, type DtlsRecord } from './record.js';
 import { ALL_SUITES, suiteById, type CipherSuite } from './suites.js';
 
 export interface DtlsServerOptions {
-  /** Identity → PSK; undefined for an unknown identity (answered with unknown_psk_identity). */
-  readonly pskLookup: PskLookup;
-  /** Cipher suite ids in order of preference (default: all implemented, CCM_8 first). */
+  /** Identity → PSK; undefined for an unknown identity (answered with unknown_psk_identity). Without it no PSK suite is offered. */
+  readonly pskLookup?: PskLookup;
+  /**
+   * The server's P-256 key pair for the ECDHE_ECDSA suites (SPKI DER + PKCS#8 DER, as lwbs stores
+   * it): signs ServerKeyExchange, and its SPKI is the raw public key sent to clients. Needs
+   * `rpkLookup`.
+   */
+  readonly serverKey?: ServerKeyInput;
+  /** Accepts or refuses a client's raw public key (canonical SPKI DER) once it proved possession; false → certificate_unknown. */
+  readonly rpkLookup?: RpkLookup;
+  /** Cipher suite ids in order of preference (default: all implemented whose credentials are configured, PSK CCM_8 first). */
   readonly cipherSuites?: readonly number[];
   /** Sent in a ServerKeyExchange when set. Default: none (some clients fail on a hint). */
   readonly pskIdentityHint?: Uint8Array;
@@ -72,7 +89,12 @@ export type DtlsDiagnostic =
   | { readonly kind: 'hello_verify_request'; readonly peer: PeerAddressInfo }
   | { readonly kind: 'handshake_started'; readonly peer: PeerAddressInfo; readonly suite: CipherSuite; readonly extendedMasterSecret: boolean }
   | { readonly kind: 'handshake_refused'; readonly peer: PeerAddressInfo; readonly alert: number; readonly reason: string }
-  | { readonly kind: 'established'; readonly peer: PeerAddressInfo; readonly identity: Buffer; readonly suite: CipherSuite; readonly extendedMasterSecret: boolean }
+  | {
+    readonly kind: 'established'; readonly peer: PeerAddressInfo;
+    /** The PSK identity, or the SPKI DER of the client's raw public key (`identityType` says which). */
+    readonly identity: Buffer; readonly identityType: 'psk' | 'rpk';
+    readonly suite: CipherSuite; readonly extendedMasterSecret: boolean;
+  }
   | { readonly kind: 'closed'; readonly peer: PeerAddressInfo; readonly reason: CloseReason; readonly wasEstablished: boolean; readonly detail?: string }
   | { readonly kind: 'limit'; readonly peer: PeerAddressInfo; readonly what: 'handshakes' | 'sessions' };
 
@@ -121,13 +143,18 @@ export class DtlsServer {
 
   constructor(opts: DtlsServerOptions, private readonly io: DtlsServerIo) {
     const now = opts.now ?? Date.now;
-    const ids = opts.cipherSuites ?? ALL_SUITES.map((s) => s.id);
+    if (opts.serverKey !== undefined && opts.rpkLookup === undefined) throw new RangeError('serverKey needs rpkLookup (clients must authenticate)');
+    if (opts.rpkLookup !== undefined && opts.serverKey === undefined) throw new RangeError('rpkLookup needs serverKey');
+    const serverKey = opts.serverKey === undefined ? undefined : loadServerKey(opts.serverKey);
+    const usable = (s: CipherSuite): boolean => (s.keyExchange === 'psk' ? opts.pskLookup !== undefined : serverKey !== undefined);
+    const ids = opts.cipherSuites ?? ALL_SUITES.filter(usable).map((s) => s.id);
     this.suites = ids.map((id) => {
       const s = suiteById(id);
       if (s === undefined) throw new RangeError(`unsupported cipher suite 0x${id.toString(16)}`);
+      if (!usable(s)) throw new RangeError(`cipher suite ${s.name} needs ${s.keyExchange === 'psk' ? 'pskLookup' : 'serverKey and rpkLookup'}`);
       return s;
     });
-    if (this.suites.length === 0) throw new RangeError('no cipher suites configured');
+    if (this.suites.length === 0) throw new RangeError('no cipher suites configured (give pskLookup, or serverKey and rpkLookup)');
     const retransmit = { ...DEFAULT_RETRANSMIT, ...opts.retransmit };
     if (!(retransmit.initialMs > 0) || !(retransmit.maxMs >= retransmit.initialMs)) throw new RangeError('retransmit: 0 < initialMs <= maxMs');
     const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 60_000;
@@ -137,6 +164,8 @@ export class DtlsServer {
     if (!(maxDatagram >= 256 && maxDatagram <= 65507)) throw new RangeError('maxDatagram: 256..65507');
     this.config = {
       pskLookup: opts.pskLookup,
+      rpkLookup: opts.rpkLookup,
+      serverKey,
       pskIdentityHint: opts.pskIdentityHint === undefined ? undefined : Buffer.from(opts.pskIdentityHint),
       retransmit,
       handshakeTimeoutMs,
@@ -249,6 +278,7 @@ export class DtlsServer {
       suite: refusal.suite,
       extendedMasterSecret: refusal.ems,
       secureRenegotiation: refusal.secureRenegotiation,
+      echoPointFormats: refusal.echoPointFormats,
     });
     this.conns.set(key, conn);
     this.handshaking++;
@@ -259,7 +289,7 @@ export class DtlsServer {
 
   private checkHello(ch: ClientHello):
     | { alert: number; reason: string }
-    | { suite: CipherSuite; ems: boolean; secureRenegotiation: boolean } {
+    | { suite: CipherSuite; ems: boolean; secureRenegotiation: boolean; echoPointFormats: boolean } {
     // DTLS versions count down: FEFD (1.2) < FEFF (1.0). A client must offer 1.2 or later.
     if (ch.clientVersion > DTLS_1_2) return { alert: AlertDescription.protocolVersion, reason: `client offers only version 0x${ch.clientVersion.toString(16)}` };
     if (!ch.compressionMethods.includes(0)) return { alert: AlertDescription.illegalParameter, reason: 'null compression not offered' };
@@ -271,9 +301,14 @@ export class DtlsServer {
     const secureRenegotiation = reneg !== undefined || ch.cipherSuites.includes(EMPTY_RENEGOTIATION_INFO_SCSV);
     const ems = findExtension(ch.extensions, ExtensionType.extendedMasterSecret) !== undefined;
     if (!ems && this.requireEms) return { alert: AlertDescription.handshakeFailure, reason: 'extended_master_secret required' };
-    const suite = this.suites.find((s) => ch.cipherSuites.includes(s.id));
-    if (suite === undefined) return { alert: AlertDescription.handshakeFailure, reason: 'no common cipher suite' };
-    return { suite, ems, secureRenegotiation };
+    const ecc = checkEcdheEcdsa(ch);
+    const suite = this.suites.find((s) => ch.cipherSuites.includes(s.id) && (s.keyExchange === 'psk' || ecc.ok));
+    if (suite === undefined) {
+      const eccOffered = this.suites.some((s) => s.keyExchange === 'ecdhe_ecdsa' && ch.cipherSuites.includes(s.id));
+      if (eccOffered && !ecc.ok) return { alert: ecc.alert, reason: ecc.reason };
+      return { alert: AlertDescription.handshakeFailure, reason: 'no common cipher suite' };
+    }
+    return { suite, ems, secureRenegotiation, echoPointFormats: ecc.ok && ecc.echoPointFormats };
   }
 
   private sendHelloVerifyRequest(rec: DtlsRecord, frag: HandshakeFragment, ch: ClientHello, from: PeerAddressInfo): void {
@@ -296,7 +331,10 @@ export class DtlsServer {
     established: (conn) => {
       this.handshaking--;
       this.counters.handshakesCompleted++;
-      this.diag({ kind: 'established', peer: conn.peer, identity: Buffer.from(conn.identity!), suite: conn.suite, extendedMasterSecret: conn.extendedMasterSecret });
+      this.diag({
+        kind: 'established', peer: conn.peer, identity: Buffer.from(conn.identity!), identityType: conn.suite.keyExchange === 'psk' ? 'psk' : 'rpk',
+        suite: conn.suite, extendedMasterSecret: conn.extendedMasterSecret,
+      });
     },
     closed: (conn, reason, detail) => {
       const key = peerKeyOf(conn.peer.address, conn.peer.port);
@@ -329,4 +367,38 @@ export class DtlsServer {
       /* a diagnostic sink must not break the protocol */
     }
   }
+}
+
+/**
+ * Whether an ECDHE_ECDSA suite can be negotiated with this ClientHello (RFC 8422 §4-5, RFC 7250
+ * §4.1): a client that sends supported_groups / ec_point_formats / signature_algorithms must list
+ * secp256r1 / uncompressed / ecdsa_secp256r1_sha256 (absent extensions are taken as "anything",
+ * as RFC 8422 §4 allows for the first two; for the third we still sign with SHA-256, which every
+ * ECDSA client supports). The client must offer RawPublicKey for both certificate types: an
+ * absent extension means X.509, which this server does not do.
+ */
+function checkEcdheEcdsa(ch: ClientHello):
+  | { ok: true; echoPointFormats: boolean }
+  | { ok: false; alert: number; reason: string } {
+  const fail = (alert: number, reason: string): { ok: false; alert: number; reason: string } => ({ ok: false, alert, reason });
+  const groups = findExtension(ch.extensions, ExtensionType.supportedGroups);
+  if (groups !== undefined && !(parseU16List(groups.data) ?? []).includes(NamedGroup.secp256r1)) {
+    return fail(AlertDescription.handshakeFailure, 'secp256r1 not in supported_groups');
+  }
+  const formats = findExtension(ch.extensions, ExtensionType.ecPointFormats);
+  if (formats !== undefined && !(parseU8List(formats.data) ?? []).includes(ECPointFormat.uncompressed)) {
+    return fail(AlertDescription.handshakeFailure, 'uncompressed points not in ec_point_formats');
+  }
+  const sigs = findExtension(ch.extensions, ExtensionType.signatureAlgorithms);
+  if (sigs !== undefined && !(parseU16List(sigs.data) ?? []).includes(ECDSA_SHA256)) {
+    return fail(AlertDescription.handshakeFailure, 'ecdsa_secp256r1_sha256 not in signature_algorithms');
+  }
+  for (const [type, name] of [[ExtensionType.serverCertificateType, 'server'], [ExtensionType.clientCertificateType, 'client']] as const) {
+    const ext = findExtension(ch.extensions, type);
+    if (ext === undefined) return fail(AlertDescription.unsupportedCertificate, `no ${name}_certificate_type extension (X.509 is not supported)`);
+    if (!(parseU8List(ext.data) ?? []).includes(CertificateType.rawPublicKey)) {
+      return fail(AlertDescription.unsupportedCertificate, `RawPublicKey not in ${name}_certificate_type`);
+    }
+  }
+  return { ok: true, echoPointFormats: formats !== undefined };
 }

@@ -7,7 +7,7 @@ import {
 import { aeadOpen, aeadSeal, createProtection, pseudoHeader } from '../../src/dtls/protection.js';
 import { parseDatagram, serializeRecord } from '../../src/dtls/record.js';
 import {
-  ALL_SUITES, TLS_PSK_WITH_AES_128_CBC_SHA256, TLS_PSK_WITH_AES_128_CCM_8, suiteById, suiteHex,
+  ALL_SUITES, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CBC_SHA256, TLS_PSK_WITH_AES_128_CCM_8, suiteById, suiteHex,
 } from '../../src/dtls/suites.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -174,7 +174,10 @@ describe('dtls/record protection', () => {
 
   it('suite lookup and names', () => {
     expect(suiteById(0xc0a8)).to.equal(TLS_PSK_WITH_AES_128_CCM_8);
-    expect(suiteById(0xc0ae)).to.equal(undefined);
+    expect(suiteById(0xc0ae)).to.equal(TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8);
+    expect(suiteById(0xc0ae)!.keyExchange).to.equal('ecdhe_ecdsa');
+    expect(suiteById(0xc023)!.macKeyLength).to.equal(32);
+    expect(suiteById(0x1301)).to.equal(undefined);
     expect(suiteHex(0xae)).to.equal('0x00AE');
   });
 });

@@ -1,12 +1,13 @@
 /** In-memory plumbing between `DtlsServer` and `PskClient` for the server tests (no sockets). */
 import { DtlsServer, type DtlsDiagnostic, type DtlsServerOptions } from '../../src/dtls/server.js';
-import type { PeerAddressInfo } from '../../src/dtls/connection.js';
+import type { DtlsPeerIdentity, PeerAddressInfo } from '../../src/dtls/connection.js';
 import { PskClient, type PskClientOptions } from './psk-client.js';
 
 export interface Delivered {
   readonly data: Buffer;
   readonly peer: PeerAddressInfo;
   readonly identity: Buffer | undefined;
+  readonly peerIdentity: DtlsPeerIdentity | undefined;
 }
 
 export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -39,7 +40,7 @@ export class Harness {
           list.push(datagram);
           this.outbox.set(k, list);
         },
-        deliver: (data, conn) => this.delivered.push({ data: Buffer.from(data), peer: conn.peer, identity: conn.identity }),
+        deliver: (data, conn) => this.delivered.push({ data: Buffer.from(data), peer: conn.peer, identity: conn.identity, peerIdentity: conn.peerIdentity }),
       },
     );
   }

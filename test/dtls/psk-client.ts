@@ -1,19 +1,24 @@
 /**
- * A small DTLS 1.2 PSK *client* for tests, built from src/dtls primitives (records, handshake
+ * A small DTLS 1.2 PSK and ECDHE_ECDSA/RPK *client* for tests, built from src/dtls primitives (records, handshake
  * framing, messages, key schedule, record protection, flights). It is a pure state machine:
  * `hello()` gives the first datagrams, `receive(datagram)` returns what to send back, `send()`
  * encrypts application data. `UdpPskClient` runs it over a real socket with a simple
  * retransmission loop. Deliberately lenient knobs (`options`) let tests misbehave on purpose.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { ecdsaSign, ecdsaVerify, EphemeralEcdh, parseP256Spki } from '../../src/dtls/ecc.js';
 import { isChangeCipherSpec, parseAlert, serializeAlert, type Alert } from '../../src/dtls/alert.js';
-import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, ExtensionType, HandshakeType } from '../../src/dtls/constants.js';
+import {
+  AlertDescription, AlertLevel, CertificateType, ContentType, DTLS_1_2, ECDSA_SHA256, ExtensionType, HandshakeType, NamedGroup,
+} from '../../src/dtls/constants.js';
 import { Flight, type FlightEntry, type RecordWriter } from '../../src/dtls/flight.js';
 import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from '../../src/dtls/handshake.js';
 import {
-  findExtension, parseHelloVerifyRequest, parsePskServerKeyExchange, parseServerHello, serializeClientHello,
-  serializePskClientKeyExchange, type ClientHello, type Extension,
+  findExtension, parseCertificateRequest, parseEcdheServerKeyExchange, parseHelloVerifyRequest, parsePskServerKeyExchange,
+  parseRawPublicKeyCertificate, parseServerHello, serializeCertificateVerify, serializeClientHello, serializeEcdhClientKeyExchange,
+  serializeEcdhParams, serializePskClientKeyExchange, serializeRawPublicKeyCertificate, type CertificateRequest, type ClientHello,
+  type EcdheServerKeyExchange, type Extension,
 } from '../../src/dtls/messages.js';
 import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from '../../src/dtls/prf.js';
 import { createProtection, type RecordProtection } from '../../src/dtls/protection.js';
@@ -21,9 +26,33 @@ import { HandshakeReassembler } from '../../src/dtls/reassembly.js';
 import { parseDatagram, serializeRecord } from '../../src/dtls/record.js';
 import { suiteById, type CipherSuite } from '../../src/dtls/suites.js';
 
+export interface RpkClientKey {
+  /** SubjectPublicKeyInfo DER. */
+  readonly publicKey: Uint8Array;
+  readonly privateKey: KeyObject;
+}
+
 export interface PskClientOptions {
-  readonly identity: Uint8Array;
-  readonly psk: Uint8Array;
+  /** PSK suites: our identity and key. */
+  readonly identity?: Uint8Array;
+  readonly psk?: Uint8Array;
+  /**
+   * ECDHE_ECDSA suites: our raw public key pair. With it the ClientHello carries supported_groups,
+   * ec_point_formats, signature_algorithms and both certificate-type extensions (RawPublicKey).
+   */
+  readonly rpk?: RpkClientKey;
+  /** Override the ECC hello extensions: `null` leaves one out. */
+  readonly groups?: readonly number[] | null;
+  readonly pointFormats?: readonly number[] | null;
+  readonly signatureAlgorithms?: readonly number[] | null;
+  readonly clientCertificateTypes?: readonly number[] | null;
+  readonly serverCertificateTypes?: readonly number[] | null;
+  /** Misbehave in flight 5 (ECDHE): send an empty Certificate, a corrupted signature, or this ECDH point. */
+  readonly noCertificate?: boolean;
+  readonly badCertificateVerify?: boolean;
+  readonly ecdhPoint?: Buffer;
+  /** Prove possession of this key while presenting `rpk.publicKey` (a stolen public key). */
+  readonly signWith?: KeyObject;
   readonly cipherSuites?: readonly number[];
   /** Offer extended_master_secret (default true). */
   readonly extendedMasterSecret?: boolean;
@@ -49,6 +78,12 @@ export class PskClient {
   ems = false;
   serverHint: Buffer | undefined;
   serverExtensions: readonly Extension[] | undefined;
+  /** ECDHE: what the server sent. */
+  serverSpki: Buffer | undefined;
+  serverKeyExchange: EcdheServerKeyExchange | undefined;
+  /** Whether the ServerKeyExchange signature verified with the server's raw public key. */
+  serverSignatureValid: boolean | undefined;
+  certificateRequest: CertificateRequest | undefined;
 
   private readonly random = randomBytes(32);
   private cookie = Buffer.alloc(0);
@@ -84,6 +119,24 @@ export class PskClient {
     const exts: Extension[] = [];
     if (this.options.extendedMasterSecret ?? true) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
     if (this.options.renegotiationInfo ?? true) exts.push({ type: ExtensionType.renegotiationInfo, data: Buffer.from([0]) });
+    const o = this.options;
+    if (o.rpk !== undefined) {
+      const u16list = (v: readonly number[]): Buffer => {
+        const b = Buffer.alloc(2 + v.length * 2);
+        b.writeUInt16BE(v.length * 2, 0);
+        v.forEach((x, i) => b.writeUInt16BE(x, 2 + i * 2));
+        return b;
+      };
+      const u8list = (v: readonly number[]): Buffer => Buffer.from([v.length, ...v]);
+      const add = (type: number, v: readonly number[] | null | undefined, dflt: readonly number[], enc: (v: readonly number[]) => Buffer): void => {
+        if (v !== null) exts.push({ type, data: enc(v ?? dflt) });
+      };
+      add(ExtensionType.supportedGroups, o.groups, [NamedGroup.secp256r1], u16list);
+      add(ExtensionType.ecPointFormats, o.pointFormats, [0], u8list);
+      add(ExtensionType.signatureAlgorithms, o.signatureAlgorithms, [ECDSA_SHA256], u16list);
+      add(ExtensionType.clientCertificateType, o.clientCertificateTypes, [CertificateType.rawPublicKey], u8list);
+      add(ExtensionType.serverCertificateType, o.serverCertificateTypes, [CertificateType.rawPublicKey], u8list);
+    }
     exts.push(...(this.options.extraExtensions ?? []));
     return {
       clientVersion: this.options.clientVersion ?? DTLS_1_2, random: this.random, sessionId: Buffer.alloc(0), cookie: this.cookie,
@@ -169,8 +222,26 @@ export class PskClient {
         this.transcript.push(full);
         return [];
       }
+      case HandshakeType.certificate:
+        this.serverSpki = parseRawPublicKeyCertificate(m.body);
+        this.transcript.push(full);
+        return [];
       case HandshakeType.serverKeyExchange:
-        this.serverHint = parsePskServerKeyExchange(m.body);
+        if (this.suite?.keyExchange === 'ecdhe_ecdsa') {
+          const ske = parseEcdheServerKeyExchange(m.body);
+          if (!ske) throw new Error('bad ServerKeyExchange');
+          this.serverKeyExchange = ske;
+          const key = this.serverSpki && parseP256Spki(this.serverSpki);
+          const params = serializeEcdhParams(ske.namedCurve, ske.publicPoint);
+          this.serverSignatureValid = key !== undefined && ske.signatureAlgorithm === ECDSA_SHA256
+            && ecdsaVerify(key.key, ske.signature, this.random, this.serverRandom, params);
+        } else {
+          this.serverHint = parsePskServerKeyExchange(m.body);
+        }
+        this.transcript.push(full);
+        return [];
+      case HandshakeType.certificateRequest:
+        this.certificateRequest = parseCertificateRequest(m.body);
         this.transcript.push(full);
         return [];
       case HandshakeType.serverHelloDone:
@@ -189,25 +260,46 @@ export class PskClient {
 
   private serverRandom = Buffer.alloc(32);
 
+  get serverRandomBytes(): Buffer {
+    return this.serverRandom;
+  }
+
   private keyExchange(): Buffer[] {
     const suite = this.suite!;
-    const cke = serializePskClientKeyExchange(this.options.identity);
-    const ckeSeq = this.messageSeq++;
-    this.transcript.push(fullMessage(HandshakeType.clientKeyExchange, ckeSeq, cke));
-    const pms = pskPremasterSecret(this.options.psk);
+    const entries: FlightEntry[] = [];
+    const push = (msgType: number, body: Buffer): void => {
+      const messageSeq = this.messageSeq++;
+      this.transcript.push(fullMessage(msgType, messageSeq, body));
+      entries.push({ kind: 'handshake', epoch: 0, msgType, messageSeq, body });
+    };
+    let pms: Buffer;
+    if (suite.keyExchange === 'ecdhe_ecdsa') {
+      const rpk = this.options.rpk!;
+      if (this.certificateRequest) push(HandshakeType.certificate, this.options.noCertificate ? Buffer.alloc(3) : serializeRawPublicKeyCertificate(rpk.publicKey));
+      const ecdh = new EphemeralEcdh();
+      push(HandshakeType.clientKeyExchange, serializeEcdhClientKeyExchange(this.options.ecdhPoint ?? ecdh.publicPoint));
+      pms = ecdh.sharedSecret(this.serverKeyExchange!.publicPoint) ?? Buffer.alloc(32);
+    } else {
+      push(HandshakeType.clientKeyExchange, serializePskClientKeyExchange(this.options.identity!));
+      pms = pskPremasterSecret(this.options.psk!);
+    }
     this.master = this.ems ? extendedMasterSecret(pms, sha256(...this.transcript)) : masterSecret(pms, this.random, this.serverRandom);
     const kb = keyBlock(this.master, this.random, this.serverRandom, suite);
     this.writeProt = createProtection(suite, kb.client);
     this.pendingRead = createProtection(suite, kb.server);
+    if (suite.keyExchange === 'ecdhe_ecdsa' && this.certificateRequest && !this.options.noCertificate) {
+      const sig = ecdsaSign(this.options.signWith ?? this.options.rpk!.privateKey, ...this.transcript);
+      if (this.options.badCertificateVerify) sig[sig.length - 1]! ^= 0x01;
+      push(HandshakeType.certificateVerify, serializeCertificateVerify({ signatureAlgorithm: ECDSA_SHA256, signature: sig }));
+    }
     const finished = verifyData(this.master, 'client', sha256(...this.transcript));
     if (this.options.badFinished) finished[0]! ^= 0xff;
     const finSeq = this.messageSeq++;
     this.transcript.push(fullMessage(HandshakeType.finished, finSeq, finished));
-    const entries: FlightEntry[] = [
-      { kind: 'handshake', epoch: 0, msgType: HandshakeType.clientKeyExchange, messageSeq: ckeSeq, body: cke },
+    entries.push(
       { kind: 'ccs', epoch: 0 },
       { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: finSeq, body: finished },
-    ];
+    );
     this.flight = new Flight(entries, this.maxDatagram);
     this.state = 'key_exchange_sent';
     return this.flight.datagrams(this.writer);
