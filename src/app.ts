@@ -11,12 +11,12 @@ import { RegistrationServer, type RegistrationChange } from './registration/serv
 import { DeviceManager } from './registration/management/manager.js';
 import { loadOrCreateAdminToken } from './admin/token.js';
 import { DtlsEndpoint } from './dtls/endpoint.js';
-import { registrationPskKey } from './registration/handoff.js';
+import { registrationPskKey, registrationRpkKnown } from './registration/handoff.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import type { TransmissionParams } from './coap/coap-node.js';
 import type { Config } from './config/config.js';
 import { loadObjectRegistry } from './lwm2m/ddf.js';
-import { REGISTRATION_SERVER_KEY } from './store/server-keys.js';
+import { BOOTSTRAP_SERVER_KEY, REGISTRATION_SERVER_KEY } from './store/server-keys.js';
 import { openStore, type SqliteStore } from './store/store.js';
 import { silentLogger, type Logger } from './util/log.js';
 
@@ -77,11 +77,16 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       addresses.set('bootstrap.coap', node.address());
     }
     if (config.bootstrap.coaps) {
-      // DTLS with PSK (raw public keys and X.509 come with the next DTLS slices): the key of the
-      // enrolled device whose bootstrap PSK identity the client names.
+      // DTLS with PSK (the key of the enrolled device whose PSK identity the client names) and raw
+      // public keys (an enrolled device's key; the server's own pair `bootstrap`, created on first
+      // start: `lwbs keys show bootstrap`). X.509 comes with the next DTLS slice.
+      const bsKey = await store.serverKeys.getOrCreate(BOOTSTRAP_SERVER_KEY, generateServerKeyPair);
+      if (bsKey.created) log.info('created the bootstrap server key pair', { name: BOOTSTRAP_SERVER_KEY });
       const endpoint = await DtlsEndpoint.create({
         ...config.bootstrap.coaps,
         pskLookup: async (identity) => (await store.devices.findByPskIdentity(identity))?.key,
+        serverKey: { publicKey: bsKey.publicKey, privateKey: (await store.serverKeys.revealPrivateKey(BOOTSTRAP_SERVER_KEY))! },
+        rpkLookup: async (spki) => (await store.devices.findByRpk(spki)) !== undefined,
       });
       const node = bootstrap.attach(endpoint, opts.transmission ? { transmission: opts.transmission } : {});
       addresses.set('bootstrap.coaps', node.address());
@@ -105,9 +110,15 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       addresses.set('registration.coap', node.address());
     }
     if (config.registration.coaps) {
-      // The PSK of the newest pending or active psk credential provisioned for this server with that identity.
+      // Keys of the pending or active credentials provisioned for this server; the server's own
+      // pair is the one rpk hand-offs gave devices (/0/x/4).
       const uris = [config.registration.publicUri.coap, config.registration.publicUri.coaps];
-      const endpoint = await DtlsEndpoint.create({ ...config.registration.coaps, pskLookup: (identity) => registrationPskKey(store, identity, uris) });
+      const endpoint = await DtlsEndpoint.create({
+        ...config.registration.coaps,
+        pskLookup: (identity) => registrationPskKey(store, identity, uris),
+        serverKey: { publicKey: regKey.publicKey, privateKey: (await store.serverKeys.revealPrivateKey(REGISTRATION_SERVER_KEY))! },
+        rpkLookup: (spki) => registrationRpkKnown(store, spki, uris),
+      });
       const node = registration.attach(endpoint, opts.transmission ? { transmission: opts.transmission } : {});
       addresses.set('registration.coaps', node.address());
     }

@@ -148,3 +148,13 @@ export async function registrationPskKey(store: Store, identity: Uint8Array, ser
   if (!credential) return undefined;
   return (await store.credentials.revealSecrets(credential.id)).pskKey ?? undefined;
 }
+
+/**
+ * Whether a DTLS client proving raw public key `spki` may reach this registration server: a
+ * pending or active rpk credential with that key for one of `serverUris` exists.
+ */
+export async function registrationRpkKnown(store: Store, spki: Uint8Array, serverUris: readonly string[]): Promise<boolean> {
+  const ours = new Set(serverUris.map(normalizeServerUri));
+  const all = await store.credentials.findForRegistration({ publicKey: spki });
+  return all.some((c) => c.mode === 'rpk' && ours.has(normalizeServerUri(c.serverUri)));
+}

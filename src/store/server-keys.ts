@@ -17,6 +17,8 @@ import type { ServerKeyPairInput, ServerKeyRecord, ServerKeyRepository } from '.
 
 /** The registration server's pair: the one rpk hand-offs give devices, and `lwbs keys show` shows. */
 export const REGISTRATION_SERVER_KEY = 'registration';
+/** The bootstrap server's key pair: its DTLS raw public key (devices enrolled with rpk hold it in /0/x/4 of their bootstrap account). */
+export const BOOTSTRAP_SERVER_KEY = 'bootstrap';
 
 export const MAX_SERVER_KEY_NAME_LEN = 64;
 

@@ -44,10 +44,10 @@ describe('e2e: bootstrap, registration and device management (lwbs app and simul
     const config: Config = {
       dataDir: dir,
       objectDirs: [],
-      bootstrap: { coap: { host: '127.0.0.1', port: 0 }, coaps: null, requestTimeoutSeconds: 10, sessionTimeoutSeconds: 60 },
+      bootstrap: { coap: { host: '127.0.0.1', port: 0 }, coaps: { host: '127.0.0.1', port: 0 }, requestTimeoutSeconds: 10, sessionTimeoutSeconds: 60 },
       registration: {
         coap: { host: '127.0.0.1', port: regPort },
-        coaps: null,
+        coaps: { host: '127.0.0.1', port: 0 },
         publicUri: { coap: `coap://127.0.0.1:${regPort}`, coaps: 'coaps://127.0.0.1:5784' },
         requestTimeoutSeconds: 5,
         queueAwakeSeconds: 93,
@@ -57,6 +57,9 @@ describe('e2e: bootstrap, registration and device management (lwbs app and simul
     };
     app = await startApp(config, { transmission, env: { LWBS_SECRET_KEY: TEST_KEY_HEX } });
     bsUri = `coap://127.0.0.1:${app.addresses.get('bootstrap.coap')!.port}`;
+    // The DTLS listeners are up too (PSK and RPK; the simulator's DTLS side is tested in test/dtls and test/simulator).
+    expect(app.addresses.get('bootstrap.coaps')!.port).to.be.greaterThan(0);
+    expect(app.addresses.get('registration.coaps')!.port).to.be.greaterThan(0);
   };
   const sim = async (endpoint: string, o: Partial<SimulatorOptions> = {}): Promise<DeviceSimulator> => {
     const s = await DeviceSimulator.start({ endpoint, transmission: FAST, lwm2mVersion: '1.1', ...o });

@@ -1,18 +1,19 @@
 /**
- * The registration server's DTLS PSK lookup (`registrationPskKey`, handoff.ts) on a real store:
+ * The registration server's DTLS lookups (`registrationPskKey`, `registrationRpkKnown`, handoff.ts) on a real store:
  * the key of the newest pending or active psk credential provisioned for one of this server's
  * URIs with that identity — nothing for other servers, other modes, retired credentials or
  * unknown identities, so such handshakes fail before any CoAP is read.
  */
 import { expect } from 'chai';
-import { registrationPskKey } from '../../src/registration/handoff.js';
+import { generateServerKeyPair } from '../../src/bootstrap/credentials.js';
+import { registrationPskKey, registrationRpkKnown } from '../../src/registration/handoff.js';
 import type { SqliteStore } from '../../src/store/store.js';
 import { open, PROFILE_DOC, removeDir, tempDir } from '../store/support.js';
 
 const OURS = ['coap://lwbs.test:5783', 'coaps://lwbs.test'];
 const key = (b: number): Uint8Array => new Uint8Array(16).fill(b);
 
-describe('registration: PSK lookup for the DTLS handshake', () => {
+describe('registration: PSK and RPK lookups for the DTLS handshake', () => {
   let dir: string;
   let store: SqliteStore;
 
@@ -50,5 +51,15 @@ describe('registration: PSK lookup for the DTLS handshake', () => {
     await store.credentials.addPending({ endpoint: 'dev', shortServerId: 2, serverUri: OURS[0]!, mode: 'nosec' });
     expect(await registrationPskKey(store, Buffer.from('dev-1'), OURS)).to.equal(undefined);
     expect(await registrationPskKey(store, Buffer.from('nobody'), OURS)).to.equal(undefined);
+  });
+
+  it('knows a raw public key only when an rpk credential for this server holds it', async () => {
+    const mine = generateServerKeyPair();
+    const other = generateServerKeyPair();
+    await store.credentials.addPending({ endpoint: 'dev', shortServerId: 1, serverUri: 'coaps://lwbs.test:5684', mode: 'rpk', publicKey: mine.publicKey, serverPublicKey: other.publicKey });
+    await store.credentials.addPending({ endpoint: 'dev', shortServerId: 2, serverUri: 'coaps://elsewhere.example:5684', mode: 'rpk', publicKey: other.publicKey, serverPublicKey: mine.publicKey });
+    expect(await registrationRpkKnown(store, mine.publicKey, OURS)).to.equal(true);
+    expect(await registrationRpkKnown(store, other.publicKey, OURS)).to.equal(false);
+    expect(await registrationRpkKnown(store, generateServerKeyPair().publicKey, OURS)).to.equal(false);
   });
 });
