@@ -978,6 +978,11 @@ export class CoapNode {
         }
       }
       if (ex) this.demux.closeExchange(ex);
+      // node-coap drops every listener of the request's sender when it cleans a request up; a send
+      // error reported after that (a DTLS endpoint failing a queued datagram once its handshake
+      // failed) would be an unhandled 'error' event and end the process. Keep a no-op listener.
+      const sender = req?.sender as unknown as { listenerCount?(e: string): number; on?(e: string, f: () => void): unknown } | undefined;
+      if (sender?.listenerCount?.('error') === 0) sender.on?.('error', () => undefined);
       if (err) {
         reject(err);
         return;
