@@ -6,8 +6,10 @@
  *
  * The account (`findRegistrationAccount`): the first non-bootstrap Security instance (lowest
  * instance ID) that has an SSID and a Server instance with the same SSID — or the one with
- * `shortServerId`. Its Server URI (`/0/x/0`) must be `coap://` (`coaps://` → a
- * `DtlsNotSupportedError`: "DTLS not supported by the simulator yet").
+ * `shortServerId`. Its Server URI (`/0/x/0`) is `coap://`, or `coaps://` with security mode PSK
+ * (`/0/x/2` = 0, identity `/0/x/3`, key `/0/x/5`): the messages to that server then go over a
+ * DTLS session (the host's `secure`, transport.ts) kept while the credentials stay the same. RPK
+ * and certificate modes → `DtlsNotSupportedError` (not implemented by the simulator yet).
  *
  * Register (§2): `POST /rd?ep=…&lt=…&lwm2m=…&b=…[&Q]`, Content-Format 40, the object list:
  *  - `lt` = `/1/x/1` (or the `lifetime` option, until the server writes `/1/x/1`; 86400 when
@@ -44,6 +46,7 @@ import { boolOf, intOf, stringOf, type DeviceModel } from './device-model.js';
 import { announcedFormats } from './dm.js';
 import type { RegistrationOperation, RegistrationReport, RegistrationTrigger } from './report.js';
 import { resolveTarget, samePeer, type Target } from './target.js';
+import { pskCredentialsOf, type PskCredentials } from './transport.js';
 
 export { DtlsNotSupportedError } from './target.js';
 
@@ -155,6 +158,10 @@ export interface RegistrationHost {
   registrationReset(): void;
   /** Every Register/Update/De-register, when answered (or failed). */
   report(r: RegistrationReport): void;
+  /** Messages to `target` go over DTLS with these credentials from now on (coaps://). */
+  secure(target: Target, psk: PskCredentials): Promise<void>;
+  /** Messages to `target` go plain (coap://). */
+  plain(target: Target): Promise<void>;
 }
 
 const DEFAULT_LIFETIME = 86400;
@@ -367,7 +374,12 @@ export class RegistrationClient {
     if (this.stopped) throw new Error('the simulator is closed');
     const model = this.host.model;
     const account = findRegistrationAccount(model, this.opts.shortServerId);
-    const target = await resolveTarget(account.uri, this.host.node.endpoint.type, `LwM2M server (SSID ${account.shortServerId})`);
+    const what = `LwM2M server (SSID ${account.shortServerId})`;
+    // Credentials first: an unusable coaps:// account fails before any name lookup.
+    const psk = /^coaps:/i.test(account.uri) ? pskCredentialsOf(model.get(0, account.securityInstance), account.uri, what) : undefined;
+    const target = await resolveTarget(account.uri, this.host.node.endpoint.type, what);
+    if (target.secure && psk) await this.host.secure(target, psk);
+    else await this.host.plain(target);
     const a: Active = { ...account, target };
     const p = this.params(account);
     const version = model.lwm2mVersion;

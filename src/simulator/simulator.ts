@@ -36,9 +36,17 @@
  * → De-register, Register again after `/1/x/5` s; other executions (e.g. `/3/0/4` Reboot) are
  * only recorded (`executions`). `setValue` changes a resource as the device itself would (for
  * tests and demos) and notifies observers. `close()` De-registers first (bounded wait).
+ *
+ * DTLS (transport.ts): a `coaps://` bootstrap server is reached over DTLS with the PSK of the
+ * BS account (`bootstrapPsk` at start: the device's enrolled bootstrap credentials, kept in
+ * /0/0/2,3,5), a `coaps://` LwM2M server with the PSK its Security instance was given (hand-off
+ * with mode psk). Each such server gets its own DTLS socket and session; the node above sees one
+ * endpoint, so everything else is the same over coap:// and coaps://. RPK and certificate modes
+ * are refused with `DtlsNotSupportedError`.
  */
 import type { AddressInfo } from 'node:net';
 import { CoapNode, CoapRequestError, type CoapIncomingRequest, type CoapResponder, type TransmissionParams } from '../coap/coap-node.js';
+import { UdpEndpoint } from '../coap/udp-endpoint.js';
 import type { PeerInfo } from '../coap/endpoint.js';
 import { Opt, peekHeader, RST, uintOption } from '../coap/message.js';
 import { CodecError } from '../lwm2m/errors.js';
@@ -61,6 +69,7 @@ import {
   extractAccounts, type BootstrapOutcome, type BootstrapReport, type RegistrationReport, type SimEvent, type SimOperation, type SimRequestLog,
 } from './report.js';
 import { resolveTarget, type ServerTarget, type Target } from './target.js';
+import { pskCredentialsOf, SimTransport, type SimDtlsOptions } from './transport.js';
 
 export type { ServerTarget } from './target.js';
 
@@ -127,6 +136,13 @@ export interface SimulatorOptions {
   readonly objectModels?: readonly ObjectModel[];
   /** Told about requests, bootstraps, Register/Update/De-register, notifications, executions. */
   readonly onEvent?: (e: SimEvent) => void;
+  /**
+   * The device's enrolled bootstrap credentials (PSK): written to the BS account /0/0 (mode
+   * PSK), used for a `coaps://` bootstrap server. Text identities are sent as UTF-8.
+   */
+  readonly bootstrapPsk?: { readonly identity: Uint8Array | string; readonly key: Uint8Array };
+  /** DTLS timers and suites for coaps:// servers (tests use short timers). */
+  readonly dtls?: SimDtlsOptions;
 }
 
 /** An Execute the device received from its server (and answered 2.04). */
@@ -248,6 +264,7 @@ export class DeviceSimulator {
   readonly lwm2mVersion: SimLwM2MVersion;
   private readonly pct: number | undefined;
   private readonly node: CoapNode;
+  private readonly transport: SimTransport;
   private readonly model: DeviceModel;
   private readonly fault: SimulatorOptions['fault'];
   private readonly log: SimRequestLog[] = [];
@@ -267,12 +284,13 @@ export class DeviceSimulator {
   private lastBootstrapTimeoutMs = DEFAULT_BOOTSTRAP_TIMEOUT_MS;
   private rebootstrapping: Promise<void> | undefined;
 
-  private constructor(opts: SimulatorOptions, version: SimLwM2MVersion, model: DeviceModel, node: CoapNode) {
+  private constructor(opts: SimulatorOptions, version: SimLwM2MVersion, model: DeviceModel, node: CoapNode, transport: SimTransport) {
     this.endpoint = opts.endpoint;
     this.lwm2mVersion = version;
     this.pct = opts.pct;
     this.model = model;
     this.node = node;
+    this.transport = transport;
     this.fault = opts.fault;
     this.onEvent = opts.onEvent;
     this.reg = new RegistrationClient({
@@ -284,6 +302,8 @@ export class DeviceSimulator {
         this.registrationLog.push(r);
         this.emit({ kind: 'registration', report: r });
       },
+      secure: (target, psk) => this.transport.secureRoute(target, psk),
+      plain: (target) => this.transport.plainRoute(target),
     });
     this.obs = new Observations({
       send: (datagram, peer) => this.node.endpoint.send(datagram, peer.port, peer.address),
@@ -325,6 +345,14 @@ export class DeviceSimulator {
     if (opts.pct !== undefined && (!Number.isInteger(opts.pct) || opts.pct < 0 || opts.pct > 65535)) throw new RangeError(`pct ${opts.pct} is not a Content-Format number`);
     checkFormats('acceptFormats', opts.acceptFormats);
     checkFormats('resourceFormats', opts.resourceFormats);
+    let bsPsk: { identity: Uint8Array; key: Uint8Array } | undefined;
+    if (opts.bootstrapPsk !== undefined) {
+      const { identity, key } = opts.bootstrapPsk;
+      const id = typeof identity === 'string' ? new TextEncoder().encode(identity) : identity;
+      if (!(id instanceof Uint8Array) || id.length === 0 || id.length > 0xffff) throw new RangeError('bootstrapPsk.identity: 1..65535 bytes');
+      if (!(key instanceof Uint8Array) || key.length === 0 || key.length > 0xffff) throw new RangeError('bootstrapPsk.key: 1..65535 bytes');
+      bsPsk = { identity: Uint8Array.from(id), key: Uint8Array.from(key) };
+    }
     const shared = await sharedRegistry();
     const registry = opts.objectModels && opts.objectModels.length > 0 ? new ObjectRegistry().addAll(shared.all()).addAll(opts.objectModels) : shared;
     const extraObjects = [...(opts.extraObjects ?? []), ...(opts.objectModels ?? []).map((m) => m.id)];
@@ -337,14 +365,14 @@ export class DeviceSimulator {
       resourceFormats: opts.resourceFormats ?? DEFAULT_RESOURCE_FORMATS[version],
       ...(extraObjects.length > 0 ? { extraObjects } : {}),
     });
-    // Initial state: the BS account at /0/0 (nosec) and the Device instance /3/0.
+    // Initial state: the BS account at /0/0 (nosec, or PSK with bootstrapPsk) and the Device instance /3/0.
     model.set(0, N.instance(0, [
       N.resource(0, V.string(opts.bootstrapUri ?? '')),
       N.resource(1, V.boolean(true)),
-      N.resource(2, V.integer(3)),
-      N.resource(3, V.opaque(new Uint8Array(0))),
+      N.resource(2, V.integer(bsPsk ? 0 : 3)),
+      N.resource(3, V.opaque(bsPsk ? bsPsk.identity : new Uint8Array(0))),
       N.resource(4, V.opaque(new Uint8Array(0))),
-      N.resource(5, V.opaque(new Uint8Array(0))),
+      N.resource(5, V.opaque(bsPsk ? bsPsk.key : new Uint8Array(0))),
     ]));
     model.set(3, N.instance(0, [
       N.resource(0, V.string('lwbs')),
@@ -359,16 +387,17 @@ export class DeviceSimulator {
     ]));
     for (const obj of opts.seed ?? []) for (const inst of obj.instances.values()) model.set(obj.id, inst);
     const holder: { sim?: DeviceSimulator } = {};
-    const node = await CoapNode.listen({
-      host: opts.host ?? '127.0.0.1',
-      port: opts.port ?? 0,
+    const host = opts.host ?? '127.0.0.1';
+    const udp = await UdpEndpoint.create({ host, port: opts.port ?? 0 });
+    const transport = new SimTransport(udp, host, opts.dtls);
+    const node = new CoapNode(transport, {
       ...(opts.transmission ? { transmission: opts.transmission } : {}),
       handler: (req, res, peer) => {
         if (holder.sim) holder.sim.handle(req, res, peer);
         else res.send('5.03');
       },
     });
-    holder.sim = new DeviceSimulator(opts, version, model, node);
+    holder.sim = new DeviceSimulator(opts, version, model, node, transport);
     return holder.sim;
   }
 
@@ -429,11 +458,24 @@ export class DeviceSimulator {
     if (this.reg.status !== 'unregistered') throw new Error(`simulator ${this.endpoint} is registered with ${this.reg.state()?.server ?? 'a server'}: deregister() first`);
   }
 
-  /** Resolves the server while no other bootstrap may start; the caller starts its session right after. */
+  /**
+   * Resolves the server while no other bootstrap may start; the caller starts its session right
+   * after. A coaps:// server is reached over DTLS with the BS account's PSK (see `bootstrapPsk`).
+   */
   private async reserve(server: ServerTarget): Promise<Target> {
     this.reserved = true;
     try {
+      const coaps = typeof server === 'string' && /^coaps:/i.test(server);
+      const bs = this.model.bootstrapAccount();
+      const mode = intOf(bs, 2);
+      if (coaps && (mode === undefined || mode === 3)) {
+        throw new Error(`the bootstrap server is ${server} (DTLS): the device needs its bootstrap PSK credentials (bootstrapPsk, or --psk-identity/--psk-key)`);
+      }
+      const psk = coaps ? pskCredentialsOf(bs, server, 'bootstrap server') : undefined;
       const target = await resolveTarget(server, this.node.endpoint.type);
+      if (this.closing) throw new Error('the simulator is closed');
+      if (target.secure && psk) await this.transport.secureRoute(target, psk);
+      else await this.transport.plainRoute(target);
       if (this.closing) throw new Error('the simulator is closed');
       return target;
     } finally {
@@ -618,8 +660,8 @@ export class DeviceSimulator {
    * keeps the registration up (see registration.ts). Resolves with the report: `outcome`
    * `success` with `code` 2.01 and `location`, or `rejected` (the server's code and
    * diagnostic), `timeout`, `error`. Rejects for misuse: no usable account (bootstrap first), a
-   * `coaps://` account ("DTLS not supported by the simulator yet"), a bootstrap running, the
-   * simulator closed. Registering again while registered sends a new Register.
+   * `coaps://` account without PSK credentials (RPK/certificate: `DtlsNotSupportedError`), a
+   * bootstrap running, the simulator closed. Registering again while registered sends a new Register.
    */
   async register(opts: RegisterOptions = {}): Promise<RegistrationReport> {
     if (this.closing) throw new Error('the simulator is closed');

@@ -5,6 +5,11 @@
  *   lwbs simulate --endpoint EP --bootstrap coap://127.0.0.1:5683 [--lwm2m 1.1] [--pct 112]
  *                 [--pack [--accept 112]] [--no-acl] [--json] [--show-secrets] [--timeout S]
  *                 [--no-register | [--lifetime S] [--queue] [--once]]
+ *   lwbs simulate --endpoint EP --bootstrap coaps://127.0.0.1:5684 --psk-identity ID --psk-key HEX …
+ *
+ * Over `coaps://` the device bootstraps over DTLS with its enrolled PSK (`--psk-identity` text or
+ * `--psk-identity-hex`, `--psk-key` hex; the key is masked in the output like every secret), and
+ * registers over DTLS with the PSK it was handed (a `coaps://` account in security mode PSK).
  *
  * After a successful bootstrap it prints the report, then Registers with the first server
  * account the device holds and prints the registration (server, location). It then stays
@@ -15,14 +20,15 @@
  * after the bootstrap (the command's behaviour before registration existed).
  *
  * Exit 0 when the bootstrap succeeded and the device registered (or, without `--once`, when
- * its only server accounts are coaps://, which the simulator cannot reach yet: the report says
- * "registration: skipped"); 1 when the bootstrap or the Register failed (the report is printed
+ * its account uses a DTLS mode the simulator does not implement yet - RPK, certificates: the
+ * report says "registration: skipped"); 1 when the bootstrap or the Register failed (the report is printed
  * either way); 2 for usage errors. PSK keys and private keys are masked unless
  * `--show-secrets`. JSON: the report (`reportToJson` in src/simulator/report.ts) with a
  * `registration` member (`registrationToJson`), pretty-printed; while the device stays
  * registered, each later event follows as one compact JSON object per line (`eventToJson`).
  */
 import type { Command } from 'commander';
+import { hexToBytes } from '../../util/bytes.js';
 import { DtlsNotSupportedError } from '../../simulator/registration.js';
 import {
   eventToJson, eventToText, registrationToJson, registrationToText, reportToJson, reportToText,
@@ -48,6 +54,9 @@ interface SimulateOptions {
   lifetime?: string;
   queue?: boolean;
   once?: boolean;
+  pskIdentity?: string;
+  pskIdentityHex?: string;
+  pskKey?: string;
 }
 
 function contentFormat(name: string, text: string): number {
@@ -57,19 +66,53 @@ function contentFormat(name: string, text: string): number {
 
 const HELP_AFTER = `
 Registration (unless --no-register): after a successful bootstrap the device registers with
-the first LwM2M server account it was given (coap:// only; DTLS is not supported by the
-simulator yet), prints the registration, and stays registered: Updates at lifetime/2, answers
-the server's device management, and prints one line per request, Update and notification.
-SIGINT/SIGTERM de-register and exit 0.
+the first LwM2M server account it was given (coap://, or coaps:// over DTLS with the PSK it was
+handed; RPK and certificates are not supported by the simulator yet), prints the registration,
+and stays registered: Updates at lifetime/2, answers the server's device management, and prints
+one line per request, Update and notification. SIGINT/SIGTERM de-register and exit 0.
+
+DTLS: --bootstrap coaps://host[:port] needs the device's bootstrap PSK: --psk-identity (text) or
+--psk-identity-hex, and --psk-key (hex). The key is never printed unless --show-secrets.
 
 Exit codes: 0 bootstrapped (and registered), 1 bootstrap or Register failed, 2 usage error.`;
+
+/** `--psk-identity`/`--psk-identity-hex` and `--psk-key`: required together for coaps://, refused for coap://. */
+function pskOptions(opts: SimulateOptions, coaps: boolean): { identity: Uint8Array; key: Uint8Array } | undefined {
+  const given = [
+    opts.pskIdentity !== undefined ? '--psk-identity' : undefined,
+    opts.pskIdentityHex !== undefined ? '--psk-identity-hex' : undefined,
+    opts.pskKey !== undefined ? '--psk-key' : undefined,
+  ].filter((x) => x !== undefined);
+  if (!coaps) {
+    if (given.length > 0) throw new UsageError(`${given.join(', ')} go with a coaps:// --bootstrap URI`);
+    return undefined;
+  }
+  if (opts.pskIdentity !== undefined && opts.pskIdentityHex !== undefined) throw new UsageError('give --psk-identity or --psk-identity-hex, not both');
+  if ((opts.pskIdentity === undefined && opts.pskIdentityHex === undefined) || opts.pskKey === undefined) {
+    throw new UsageError('--bootstrap coaps:// (DTLS) needs the device\'s bootstrap PSK: --psk-identity (or --psk-identity-hex) and --psk-key');
+  }
+  let identity: Uint8Array;
+  if (opts.pskIdentityHex !== undefined) {
+    const b = hexToBytes(opts.pskIdentityHex);
+    if (b === undefined || b.length === 0) throw new UsageError('--psk-identity-hex must be non-empty hex');
+    identity = b;
+  } else {
+    identity = new TextEncoder().encode(opts.pskIdentity);
+    if (identity.length === 0) throw new UsageError('--psk-identity must not be empty');
+  }
+  if (identity.length > 0xffff) throw new UsageError('the PSK identity is longer than 65535 bytes');
+  const key = hexToBytes(opts.pskKey);
+  // Never echo the key: it is a secret.
+  if (key === undefined || key.length === 0 || key.length > 0xffff) throw new UsageError('--psk-key must be non-empty hex (the key is not shown)');
+  return { identity, key };
+}
 
 export function registerSimulateCommand(program: Command, _ctx: CliContext): void {
   program
     .command('simulate')
     .description('simulate one LwM2M device: bootstrap from a bootstrap server, then register with the server it was given and stay registered')
     .requiredOption('--endpoint <ep>', 'endpoint client name sent as ep=')
-    .requiredOption('--bootstrap <uri>', 'bootstrap server, coap://host[:port]')
+    .requiredOption('--bootstrap <uri>', 'bootstrap server, coap://host[:port] or coaps://host[:port] (with --psk-identity and --psk-key)')
     .option('--lwm2m <version>', `LwM2M version of the device (${SIM_LWM2M_VERSIONS.join(', ')})`, '1.1')
     .option('--pct <cf>', 'preferred content format sent as pct= (LwM2M 1.1+)')
     .option('--pack', 'use Bootstrap-Pack-Request (GET /bspack, LwM2M 1.2), falling back to Bootstrap-Request on failure')
@@ -82,6 +125,9 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
     .option('--lifetime <s>', 'register with this lifetime (seconds) instead of the one written to /1/x/1')
     .option('--queue', 'register in queue mode (LwM2M 1.0: b=UQ; 1.1+: the Q flag)')
     .option('--once', 'de-register and exit right after a successful Register (for scripts)')
+    .option('--psk-identity <id>', 'PSK identity for a coaps:// bootstrap server (text, sent as UTF-8)')
+    .option('--psk-identity-hex <hex>', 'PSK identity for a coaps:// bootstrap server, as hex (binary identities)')
+    .option('--psk-key <hex>', 'PSK key for a coaps:// bootstrap server, as hex')
     .addHelpText('after', HELP_AFTER)
     .action(async (opts: SimulateOptions) => {
       if (!(SIM_LWM2M_VERSIONS as readonly string[]).includes(opts.lwm2m)) {
@@ -97,8 +143,8 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
       } catch {
         throw new UsageError(`--bootstrap must be a URI like coap://127.0.0.1:5683, got ${JSON.stringify(opts.bootstrap)}`);
       }
-      if (url.protocol === 'coaps:') throw new UsageError('--bootstrap: coaps:// (DTLS) is not supported by the simulator yet; use coap://');
-      if (url.protocol !== 'coap:') throw new UsageError(`--bootstrap must be a coap:// URI, got ${JSON.stringify(opts.bootstrap)}`);
+      if (url.protocol !== 'coap:' && url.protocol !== 'coaps:') throw new UsageError(`--bootstrap must be a coap:// or coaps:// URI, got ${JSON.stringify(opts.bootstrap)}`);
+      const bootstrapPsk = pskOptions(opts, url.protocol === 'coaps:');
       if (opts.pack && version !== '1.2') throw new UsageError('--pack needs --lwm2m 1.2 (Bootstrap-Pack-Request is LwM2M 1.2)');
       if (opts.accept !== undefined && !opts.pack) throw new UsageError('--accept goes with --pack');
       const pct = opts.pct !== undefined ? contentFormat('--pct', opts.pct) : undefined;
@@ -132,6 +178,9 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
         lwm2mVersion: version,
         aclSupport: opts.acl,
         ...(pct !== undefined ? { pct } : {}),
+        ...(bootstrapPsk ? { bootstrapPsk } : {}),
+        // A handshake that cannot finish (a wrong key) is reported as such before the CoAP timeout.
+        dtls: { handshakeTimeoutMs: Math.max(500, Math.floor(timeoutMs * 0.8)) },
         onEvent: printEvent,
       });
       const stop = new AbortController();

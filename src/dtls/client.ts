@@ -1,0 +1,704 @@
+/**
+ * `DtlsClientEndpoint`: the CLIENT side of DTLS 1.2 (RFC 6347) with pre-shared keys (RFC 4279),
+ * as a `CoapEndpoint` (src/coap/endpoint.ts) over its own datagram socket. It is what a device
+ * (the simulator) uses to reach a `coaps://` server; a CoapNode runs over it unchanged:
+ *
+ * - the first `send()` to a peer starts a handshake with it: ClientHello, the cookie exchange
+ *   (HelloVerifyRequest → ClientHello with the cookie), ServerHello … ServerHelloDone, then
+ *   ClientKeyExchange (our PSK identity), ChangeCipherSpec, Finished; the server's
+ *   ChangeCipherSpec + Finished complete it. We offer the extended master secret (RFC 7627) and
+ *   the empty renegotiation_info (RFC 5746); the cipher suite is TLS_PSK_WITH_AES_128_CCM_8
+ *   unless `cipherSuites` says otherwise (PSK suites only);
+ * - our flights are retransmitted on the RFC 6347 §4.2.4 timer (1 s doubling up to 60 s by
+ *   default) and at once when the server repeats its previous flight (rate-limited); the whole
+ *   handshake is abandoned after `handshakeTimeoutMs`;
+ * - application data sent meanwhile is queued (bounded; a repeat of a queued datagram - a CoAP
+ *   retransmission - is coalesced with it) and encrypted once the session is up;
+ *   each send's callback runs when the datagram left (null) or the handshake failed (an Error:
+ *   `DtlsHandshakeError`, with the alert when the server sent one). A failed handshake leaves no
+ *   state: the next send to that peer starts a new one. Nothing is emitted as 'error' for it;
+ * - records from the server are decrypted and emitted as `message` with the server's address and
+ *   `peer.identity = { type: 'psk', identity }` (the identity both sides proved to share);
+ * - a close_notify from the server ends the session (the next send starts a new handshake);
+ *   `close()` sends close_notify on every session, then closes the socket.
+ *
+ * Records that fail authentication, replays, unknown epochs and malformed input are dropped
+ * silently (RFC 6347 §4.1.2.7). Not implemented: session resumption, Connection IDs, raw public
+ * keys and certificates (ECDHE_ECDSA).
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { isIPv6, type AddressInfo } from 'node:net';
+import type { CoapEndpoint, CoapEndpointEvents, PeerInfo, SendCallback } from '../coap/endpoint.js';
+import { UdpEndpoint, type UdpEndpointOptions } from '../coap/udp-endpoint.js';
+import { alertName, isChangeCipherSpec, isCloseNotify, isFatal, parseAlert, serializeAlert } from './alert.js';
+import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, ExtensionType, HandshakeType, MAX_PLAINTEXT_LENGTH, MAX_SEQUENCE_NUMBER } from './constants.js';
+import type { DatagramTransport } from './endpoint.js';
+import { DEFAULT_RETRANSMIT, Flight, RetransmitTimer, type FlightEntry, type RecordWriter, type RetransmitOptions } from './flight.js';
+import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from './handshake.js';
+import {
+  EMPTY_RENEGOTIATION_INFO, findExtension, parseFinished, parseHelloVerifyRequest, parsePskServerKeyExchange, parseRenegotiationInfo,
+  parseServerHello, serializeClientHello, serializePskClientKeyExchange, type Extension,
+} from './messages.js';
+import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from './prf.js';
+import { createProtection, type RecordProtection } from './protection.js';
+import { HandshakeReassembler } from './reassembly.js';
+import { parseDatagram, serializeRecord, type DtlsRecord } from './record.js';
+import { ReplayWindow } from './replay.js';
+import { suiteById, suiteHex, TLS_PSK_WITH_AES_128_CCM_8, type CipherSuite } from './suites.js';
+
+export interface DtlsClientPsk {
+  /** PSK identity (text is sent as UTF-8). */
+  readonly identity: Uint8Array | string;
+  readonly key: Uint8Array;
+}
+
+export interface DtlsClientOptions {
+  readonly psk: DtlsClientPsk;
+  /** PSK cipher suite ids offered, in order of preference (default: TLS_PSK_WITH_AES_128_CCM_8 only). */
+  readonly cipherSuites?: readonly number[];
+  /** Offer extended_master_secret (RFC 7627; default true). */
+  readonly extendedMasterSecret?: boolean;
+  /** Fail the handshake when the server does not agree to the extended master secret (default false). */
+  readonly requireExtendedMasterSecret?: boolean;
+  /** Flight retransmission timer (default 1 s doubling to 60 s, RFC 6347 §4.2.4). */
+  readonly retransmit?: Partial<RetransmitOptions>;
+  /** Give up a handshake not finished after this long (default 30 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** Largest datagram sent (default 1232). */
+  readonly maxDatagram?: number;
+  /** Application datagrams held per peer while its handshake runs (default 32; beyond, the oldest fails). */
+  readonly maxQueued?: number;
+  /** Anti-replay window in records (multiple of 32, default 64). */
+  readonly replayWindow?: number;
+  /** Minimum gap between re-sends triggered by the server repeating its flight (default 250 ms). */
+  readonly minResendGapMs?: number;
+  readonly onDiagnostic?: (d: DtlsClientDiagnostic) => void;
+}
+
+export interface DtlsPeer {
+  readonly address: string;
+  readonly port: number;
+  readonly family: string;
+}
+
+/** What happened, for logs and tests. Never carries key material. */
+export type DtlsClientDiagnostic =
+  | { readonly kind: 'handshake_started'; readonly peer: DtlsPeer }
+  | { readonly kind: 'hello_verify_request'; readonly peer: DtlsPeer }
+  | { readonly kind: 'retransmit'; readonly peer: DtlsPeer; readonly flight: number }
+  | { readonly kind: 'established'; readonly peer: DtlsPeer; readonly suite: CipherSuite; readonly extendedMasterSecret: boolean }
+  | { readonly kind: 'handshake_failed'; readonly peer: DtlsPeer; readonly error: DtlsHandshakeError }
+  | { readonly kind: 'closed'; readonly peer: DtlsPeer; readonly reason: 'close_notify' | 'alert' | 'shutdown' };
+
+/** A handshake that did not complete: a fatal alert (sent or received), a protocol error, or a timeout. */
+export class DtlsHandshakeError extends Error {
+  override readonly name = 'DtlsHandshakeError';
+  constructor(
+    message: string,
+    readonly peer: DtlsPeer,
+    /** The alert description, when one was received from the server (`by: 'server'`) or sent by us. */
+    readonly alert?: { readonly description: number; readonly by: 'server' | 'client' },
+  ) {
+    super(message);
+  }
+}
+
+type State = 'hello' | 'key_exchange' | 'established' | 'closed';
+
+interface Queued {
+  readonly data: Buffer;
+  readonly callback: SendCallback | undefined;
+}
+
+interface SessionHost {
+  readonly opts: ResolvedOptions;
+  send(datagram: Buffer, peer: DtlsPeer, callback?: SendCallback): void;
+  deliver(plaintext: Buffer, session: ClientSession): void;
+  ended(session: ClientSession): void;
+  diag(d: DtlsClientDiagnostic): void;
+}
+
+interface ResolvedOptions {
+  readonly identity: Buffer;
+  readonly key: Buffer;
+  readonly suites: readonly CipherSuite[];
+  readonly offerEms: boolean;
+  readonly requireEms: boolean;
+  readonly retransmit: RetransmitOptions;
+  readonly handshakeTimeoutMs: number;
+  readonly maxDatagram: number;
+  readonly maxQueued: number;
+  readonly replayWindow: number;
+  readonly minResendGapMs: number;
+}
+
+/**
+ * Runs a send callback on the next tick. A callback that throws is contained: node-coap's sender
+ * emits 'error' from its callback and throws when the request it belonged to has already ended
+ * (no listener left) - which a handshake failing after the CoAP request gave up would trigger.
+ */
+function later(callback: SendCallback, err: Error | null): void {
+  process.nextTick(() => {
+    try {
+      callback(err);
+    } catch {
+      // the caller's problem; a socket-like endpoint must not take the process down
+    }
+  });
+}
+
+function formatDtlsPeer(p: DtlsPeer): string {
+  return p.address.includes(':') ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`;
+}
+
+/** Our association with one server. */
+class ClientSession {
+  state: State = 'hello';
+  suite: CipherSuite | undefined;
+  ems = false;
+  private readonly random = randomBytes(32);
+  private cookie = Buffer.alloc(0);
+  private helloVerifyRequests = 0;
+  private messageSeq = 0;
+  private transcript: Buffer[] = [];
+  private readonly reassembler = new HandshakeReassembler(0);
+  private readonly writeSeq = [0, 0];
+  private writeProtection: RecordProtection | undefined;
+  private readProtection: RecordProtection | undefined;
+  private pendingRead: RecordProtection | undefined;
+  private readEpoch = 0;
+  private readonly window: ReplayWindow;
+  private serverRandom: Buffer | undefined;
+  private master: Buffer | undefined;
+  private flight: Flight | undefined;
+  private flightNumber = 1;
+  private lastResend = 0;
+  private readonly timer: RetransmitTimer;
+  private deadline: NodeJS.Timeout | undefined;
+  private queue: Queued[] = [];
+
+  constructor(readonly peer: DtlsPeer, private readonly host: SessionHost) {
+    this.window = new ReplayWindow(host.opts.replayWindow);
+    this.timer = new RetransmitTimer(host.opts.retransmit, () => this.onTimer());
+  }
+
+  get established(): boolean {
+    return this.state === 'established';
+  }
+
+  start(): void {
+    this.host.diag({ kind: 'handshake_started', peer: this.peer });
+    this.deadline = setTimeout(() => {
+      this.deadline = undefined;
+      // A server that cannot authenticate our Finished (another key for our identity) drops it silently: only the timer tells.
+      const hint = this.state === 'key_exchange' ? ' waiting for the server Finished (wrong PSK key?)' : '';
+      this.fail(new DtlsHandshakeError(`DTLS handshake with ${formatDtlsPeer(this.peer)} timed out after ${this.host.opts.handshakeTimeoutMs} ms${hint}`, this.peer));
+    }, this.host.opts.handshakeTimeoutMs);
+    this.deadline.unref();
+    this.sendHello();
+  }
+
+  /** Queues (handshake running) or encrypts and sends application data. */
+  sendApplicationData(data: Buffer, callback: SendCallback | undefined): void {
+    if (this.state === 'established') {
+      this.writeApplicationData(data, callback);
+      return;
+    }
+    if (this.state === 'closed') {
+      if (callback) later(callback, new Error(`DTLS session with ${formatDtlsPeer(this.peer)} is closed`));
+      return;
+    }
+    if (data.length > MAX_PLAINTEXT_LENGTH) {
+      if (callback) later(callback, new RangeError(`datagram of ${data.length} bytes is larger than a DTLS record`));
+      return;
+    }
+    if (this.queue.some((q) => q.data.equals(data))) {
+      // A CoAP retransmission of a message still queued: it leaves with the first copy. Coalescing
+      // also means one error per message if the handshake fails (node-coap's sender has no
+      // 'error' listener left after the first one).
+      if (callback) later(callback, null);
+      return;
+    }
+    this.queue.push({ data, callback });
+    while (this.queue.length > this.host.opts.maxQueued) {
+      const dropped = this.queue.shift()!;
+      if (dropped.callback) later(dropped.callback, new Error(`DTLS handshake with ${formatDtlsPeer(this.peer)} still running: send queue full`));
+    }
+  }
+
+  private writeApplicationData(data: Buffer, callback: SendCallback | undefined): void {
+    if (data.length > MAX_PLAINTEXT_LENGTH) {
+      if (callback) later(callback, new RangeError(`datagram of ${data.length} bytes is larger than a DTLS record`));
+      return;
+    }
+    const rec = this.writeRecord(ContentType.applicationData, 1, data);
+    if (rec === undefined) {
+      if (callback) later(callback, new Error('DTLS sequence numbers exhausted'));
+      return;
+    }
+    this.host.send(rec, this.peer, callback);
+  }
+
+  // ---- writing ---------------------------------------------------------------------------
+
+  private readonly writer: RecordWriter = {
+    overhead: (epoch) => (epoch > 0 ? this.writeProtection?.maxOverhead ?? 0 : 0),
+    record: (type, epoch, payload) => this.writeRecord(type, epoch, payload) ?? Buffer.alloc(0),
+  };
+
+  private writeRecord(type: number, epoch: number, payload: Buffer): Buffer | undefined {
+    const seq = this.writeSeq[epoch]!;
+    if (seq > MAX_SEQUENCE_NUMBER) return undefined;
+    this.writeSeq[epoch] = seq + 1;
+    let fragment = payload;
+    if (epoch > 0) {
+      if (this.writeProtection === undefined) return undefined;
+      fragment = this.writeProtection.encrypt(type, DTLS_1_2, epoch, seq, payload);
+    }
+    return serializeRecord({ type, version: DTLS_1_2, epoch, seq, fragment });
+  }
+
+  private sendFlight(): void {
+    if (!this.flight) return;
+    for (const d of this.flight.datagrams(this.writer)) if (d.length > 0) this.host.send(d, this.peer);
+  }
+
+  private sendAlert(level: number, description: number): void {
+    const epoch = this.writeProtection !== undefined ? 1 : 0;
+    const rec = this.writeRecord(ContentType.alert, epoch, serializeAlert({ level, description }));
+    if (rec) this.host.send(rec, this.peer);
+  }
+
+  private clientHelloExtensions(): Extension[] {
+    const exts: Extension[] = [];
+    if (this.host.opts.offerEms) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
+    exts.push({ type: ExtensionType.renegotiationInfo, data: EMPTY_RENEGOTIATION_INFO });
+    return exts;
+  }
+
+  /** Flight 1, or flight 3 once the server gave a cookie. */
+  private sendHello(): void {
+    const body = serializeClientHello({
+      clientVersion: DTLS_1_2, random: this.random, sessionId: Buffer.alloc(0), cookie: this.cookie,
+      cipherSuites: this.host.opts.suites.map((s) => s.id), compressionMethods: [0], extensions: this.clientHelloExtensions(),
+    });
+    const seq = this.messageSeq++;
+    // RFC 6347 §4.2.1: the transcript starts with the ClientHello that carries the cookie (or the only one).
+    this.transcript = [fullMessage(HandshakeType.clientHello, seq, body)];
+    this.newFlight([{ kind: 'handshake', epoch: 0, msgType: HandshakeType.clientHello, messageSeq: seq, body }], this.cookie.length > 0 ? 3 : 1);
+  }
+
+  private newFlight(entries: FlightEntry[], number: number): void {
+    this.flight = new Flight(entries, this.host.opts.maxDatagram);
+    this.flightNumber = number;
+    this.timer.reset();
+    this.sendFlight();
+    this.timer.start();
+  }
+
+  private onTimer(): void {
+    if (this.state === 'closed' || this.state === 'established') return;
+    this.host.diag({ kind: 'retransmit', peer: this.peer, flight: this.flightNumber });
+    this.sendFlight();
+    this.timer.start();
+  }
+
+  /** The server repeated its previous flight: ours was probably lost. */
+  private resendSoon(): void {
+    const now = Date.now();
+    if (now - this.lastResend < this.host.opts.minResendGapMs) return;
+    this.lastResend = now;
+    this.sendFlight();
+  }
+
+  // ---- reading ---------------------------------------------------------------------------
+
+  handleRecord(rec: DtlsRecord): void {
+    if (this.state === 'closed') return;
+    if (rec.epoch !== this.readEpoch) return; // older epoch (retransmissions) or not yet readable
+    let payload = rec.fragment;
+    if (rec.epoch > 0) {
+      if (rec.version !== DTLS_1_2 || this.readProtection === undefined) return;
+      if (!this.window.check(rec.seq)) return;
+      const pt = this.readProtection.decrypt(rec.type, rec.version, rec.epoch, rec.seq, rec.fragment);
+      if (pt === undefined) return;
+      this.window.accept(rec.seq);
+      payload = pt;
+    }
+    switch (rec.type) {
+      case ContentType.alert:
+        this.onAlert(payload);
+        return;
+      case ContentType.changeCipherSpec:
+        if (isChangeCipherSpec(payload) && this.state === 'key_exchange' && this.pendingRead !== undefined) {
+          this.readProtection = this.pendingRead;
+          this.pendingRead = undefined;
+          this.readEpoch = 1;
+          this.reassembler.clear(); // handshake messages do not span epochs
+        }
+        return;
+      case ContentType.applicationData:
+        if (this.state === 'established' && rec.epoch > 0) this.host.deliver(payload, this);
+        return;
+      case ContentType.handshake:
+        this.onHandshakeRecord(payload);
+        return;
+    }
+  }
+
+  private onHandshakeRecord(payload: Buffer): void {
+    if (this.state === 'established') return; // a late server Finished, or a HelloRequest: ignored
+    const frags = parseHandshakeFragments(payload);
+    if (frags === undefined) return;
+    let old = false;
+    for (const f of frags) if (this.reassembler.add(f) === 'old') old = true;
+    if (old && this.state === 'key_exchange') this.resendSoon();
+    for (let m = this.reassembler.take(); m && this.state !== 'closed'; m = this.reassembler.take()) this.onMessage(m);
+  }
+
+  private onAlert(payload: Buffer): void {
+    const alert = parseAlert(payload);
+    if (alert === undefined) return;
+    if (isCloseNotify(alert)) {
+      if (this.state === 'established') this.sendAlert(AlertLevel.warning, AlertDescription.closeNotify);
+      this.end('close_notify', new DtlsHandshakeError(`the server at ${formatDtlsPeer(this.peer)} closed the DTLS session`, this.peer, { description: alert.description, by: 'server' }));
+    } else if (isFatal(alert)) {
+      const err = new DtlsHandshakeError(
+        this.state === 'established'
+          ? `the server at ${formatDtlsPeer(this.peer)} ended the DTLS session with alert ${alertName(alert.description)}`
+          : `DTLS handshake with ${formatDtlsPeer(this.peer)} failed: the server sent alert ${alertName(alert.description)}`,
+        this.peer, { description: alert.description, by: 'server' },
+      );
+      if (this.state === 'established') this.end('alert', err);
+      else this.fail(err);
+    }
+  }
+
+  private refuse(description: number, detail: string): void {
+    this.sendAlert(AlertLevel.fatal, description);
+    this.fail(new DtlsHandshakeError(`DTLS handshake with ${formatDtlsPeer(this.peer)} failed: ${detail}`, this.peer, { description, by: 'client' }));
+  }
+
+  private onMessage(m: HandshakeMessage): void {
+    const full = fullMessage(m.msgType, m.messageSeq, m.body);
+    if (this.state === 'hello') {
+      switch (m.msgType) {
+        case HandshakeType.helloVerifyRequest: {
+          const hvr = parseHelloVerifyRequest(m.body);
+          if (!hvr || hvr.cookie.length === 0) return this.refuse(AlertDescription.decodeError, 'malformed HelloVerifyRequest');
+          if (++this.helloVerifyRequests > 4) return this.refuse(AlertDescription.handshakeFailure, 'too many HelloVerifyRequests');
+          this.host.diag({ kind: 'hello_verify_request', peer: this.peer });
+          this.cookie = Buffer.from(hvr.cookie);
+          this.sendHello();
+          return;
+        }
+        case HandshakeType.serverHello:
+          return this.onServerHello(m.body, full);
+        case HandshakeType.serverKeyExchange:
+          if (this.serverRandom === undefined || parsePskServerKeyExchange(m.body) === undefined) {
+            return this.refuse(AlertDescription.unexpectedMessage, 'unexpected ServerKeyExchange');
+          }
+          this.transcript.push(full); // the identity hint is not used: we have one identity
+          return;
+        case HandshakeType.serverHelloDone:
+          if (this.serverRandom === undefined || m.body.length !== 0) return this.refuse(AlertDescription.unexpectedMessage, 'unexpected ServerHelloDone');
+          this.transcript.push(full);
+          return this.keyExchange();
+        default:
+          return this.refuse(AlertDescription.unexpectedMessage, `unexpected handshake message type ${m.msgType}`);
+      }
+    }
+    if (this.state === 'key_exchange' && m.msgType === HandshakeType.finished && this.readEpoch === 1) {
+      const got = parseFinished(m.body);
+      const expected = verifyData(this.master!, 'server', sha256(...this.transcript));
+      if (got === undefined || !timingSafeEqual(expected, got)) return this.refuse(AlertDescription.decryptError, 'the server Finished does not verify');
+      this.establish();
+      return;
+    }
+    this.refuse(AlertDescription.unexpectedMessage, `unexpected handshake message type ${m.msgType}`);
+  }
+
+  private onServerHello(body: Buffer, full: Buffer): void {
+    if (this.serverRandom !== undefined) return this.refuse(AlertDescription.unexpectedMessage, 'a second ServerHello');
+    const sh = parseServerHello(body);
+    if (!sh) return this.refuse(AlertDescription.decodeError, 'malformed ServerHello');
+    if (sh.serverVersion !== DTLS_1_2) return this.refuse(AlertDescription.protocolVersion, `server version 0x${sh.serverVersion.toString(16)}`);
+    const suite = this.host.opts.suites.find((s) => s.id === sh.cipherSuite);
+    if (!suite) return this.refuse(AlertDescription.illegalParameter, `the server chose cipher suite ${suiteHex(sh.cipherSuite)}, which was not offered`);
+    if (sh.compressionMethod !== 0) return this.refuse(AlertDescription.illegalParameter, 'the server chose compression');
+    const offered = new Set(this.clientHelloExtensions().map((e) => e.type));
+    for (const e of sh.extensions ?? []) {
+      if (!offered.has(e.type)) return this.refuse(AlertDescription.unsupportedExtension, `the server sent extension ${e.type}, which was not offered`);
+    }
+    const reneg = findExtension(sh.extensions, ExtensionType.renegotiationInfo);
+    if (reneg !== undefined && parseRenegotiationInfo(reneg.data)?.length !== 0) {
+      return this.refuse(AlertDescription.handshakeFailure, 'non-empty renegotiation_info in the initial handshake');
+    }
+    this.ems = findExtension(sh.extensions, ExtensionType.extendedMasterSecret) !== undefined;
+    if (!this.ems && this.host.opts.requireEms) return this.refuse(AlertDescription.handshakeFailure, 'the server does not support the extended master secret');
+    this.suite = suite;
+    this.serverRandom = Buffer.from(sh.random);
+    this.transcript.push(full);
+  }
+
+  /** Flight 5: ClientKeyExchange, ChangeCipherSpec, Finished. */
+  private keyExchange(): void {
+    const suite = this.suite!;
+    const opts = this.host.opts;
+    const cke = serializePskClientKeyExchange(opts.identity);
+    const ckeSeq = this.messageSeq++;
+    this.transcript.push(fullMessage(HandshakeType.clientKeyExchange, ckeSeq, cke));
+    const pms = pskPremasterSecret(opts.key);
+    this.master = this.ems ? extendedMasterSecret(pms, sha256(...this.transcript)) : masterSecret(pms, this.random, this.serverRandom!);
+    const kb = keyBlock(this.master, this.random, this.serverRandom!, suite);
+    this.writeProtection = createProtection(suite, kb.client);
+    this.pendingRead = createProtection(suite, kb.server);
+    const finished = verifyData(this.master, 'client', sha256(...this.transcript));
+    const finSeq = this.messageSeq++;
+    this.transcript.push(fullMessage(HandshakeType.finished, finSeq, finished));
+    this.state = 'key_exchange';
+    this.newFlight([
+      { kind: 'handshake', epoch: 0, msgType: HandshakeType.clientKeyExchange, messageSeq: ckeSeq, body: cke },
+      { kind: 'ccs', epoch: 0 },
+      { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: finSeq, body: finished },
+    ], 5);
+  }
+
+  private establish(): void {
+    this.state = 'established';
+    this.timer.stop();
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.transcript = [];
+    this.host.diag({ kind: 'established', peer: this.peer, suite: this.suite!, extendedMasterSecret: this.ems });
+    const queued = this.queue;
+    this.queue = [];
+    for (const q of queued) this.writeApplicationData(q.data, q.callback);
+  }
+
+  // ---- ending ----------------------------------------------------------------------------
+
+  /** The handshake failed: queued sends get the error, the association is gone. */
+  private fail(err: DtlsHandshakeError): void {
+    if (this.state === 'closed') return;
+    this.release();
+    this.host.diag({ kind: 'handshake_failed', peer: this.peer, error: err });
+    const queued = this.queue;
+    this.queue = [];
+    for (const q of queued) if (q.callback) later(q.callback, err);
+    this.host.ended(this);
+  }
+
+  private end(reason: 'close_notify' | 'alert', err: DtlsHandshakeError): void {
+    if (this.state === 'closed') return;
+    if (this.state !== 'established') {
+      this.fail(err);
+      return;
+    }
+    this.release();
+    this.host.diag({ kind: 'closed', peer: this.peer, reason });
+    this.host.ended(this);
+  }
+
+  /** close(): close_notify when established; queued sends fail. */
+  shutdown(): void {
+    if (this.state === 'closed') return;
+    const wasEstablished = this.state === 'established';
+    if (wasEstablished) this.sendAlert(AlertLevel.warning, AlertDescription.closeNotify);
+    this.release();
+    const err = new Error('the DTLS endpoint is closed');
+    for (const q of this.queue.splice(0)) if (q.callback) later(q.callback, err);
+    if (wasEstablished) this.host.diag({ kind: 'closed', peer: this.peer, reason: 'shutdown' });
+  }
+
+  private release(): void {
+    this.state = 'closed';
+    this.timer.stop();
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.reassembler.clear();
+    this.flight = undefined;
+    this.transcript = [];
+    this.master = undefined;
+    this.writeProtection = undefined;
+    this.readProtection = undefined;
+    this.pendingRead = undefined;
+  }
+}
+
+function resolveOptions(opts: DtlsClientOptions): ResolvedOptions {
+  if (!opts.psk || opts.psk.identity === undefined || opts.psk.key === undefined) throw new TypeError('psk: { identity, key } is required');
+  const identity = typeof opts.psk.identity === 'string' ? Buffer.from(opts.psk.identity, 'utf8') : Buffer.from(opts.psk.identity);
+  const key = Buffer.from(opts.psk.key);
+  if (identity.length === 0 || identity.length > 0xffff) throw new RangeError('PSK identity: 1..65535 bytes');
+  if (key.length === 0 || key.length > 0xffff) throw new RangeError('PSK key: 1..65535 bytes');
+  const ids = opts.cipherSuites ?? [TLS_PSK_WITH_AES_128_CCM_8.id];
+  if (ids.length === 0) throw new RangeError('no cipher suites offered');
+  const suites = ids.map((id) => {
+    const s = suiteById(id);
+    if (s === undefined || s.keyExchange !== 'psk') throw new RangeError(`cipher suite ${suiteHex(id)} is not a PSK suite this client implements`);
+    return s;
+  });
+  const retransmit = { ...DEFAULT_RETRANSMIT, ...opts.retransmit };
+  if (!(retransmit.initialMs > 0) || !(retransmit.maxMs >= retransmit.initialMs)) throw new RangeError('retransmit: 0 < initialMs <= maxMs');
+  const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 30_000;
+  if (!(handshakeTimeoutMs > 0)) throw new RangeError('handshakeTimeoutMs must be > 0');
+  const maxDatagram = opts.maxDatagram ?? 1232;
+  if (!(maxDatagram >= 256 && maxDatagram <= 65507)) throw new RangeError('maxDatagram: 256..65507');
+  const maxQueued = opts.maxQueued ?? 32;
+  if (!(Number.isInteger(maxQueued) && maxQueued >= 1)) throw new RangeError('maxQueued must be a positive integer');
+  return {
+    identity, key, suites,
+    offerEms: opts.extendedMasterSecret ?? true,
+    requireEms: opts.requireExtendedMasterSecret ?? false,
+    retransmit, handshakeTimeoutMs, maxDatagram, maxQueued,
+    replayWindow: opts.replayWindow ?? 64,
+    minResendGapMs: opts.minResendGapMs ?? 250,
+  };
+}
+
+function peerKeyOf(address: string, port: number): string {
+  return `${address}|${port}`;
+}
+
+export type DtlsClientSessionState = 'handshaking' | 'established';
+
+export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> implements CoapEndpoint {
+  readonly type: 'udp4' | 'udp6';
+  readonly secure = true;
+  private readonly opts: ResolvedOptions;
+  private readonly sessions = new Map<string, ClientSession>();
+  private readonly host: SessionHost;
+  private readonly onDiagnostic: DtlsClientOptions['onDiagnostic'];
+  private readonly peerIdentity: Buffer;
+  private closing: Promise<void> | undefined;
+  private inFlight = 0;
+  private drained: (() => void)[] = [];
+
+  constructor(private readonly transport: DatagramTransport, options: DtlsClientOptions) {
+    super();
+    this.opts = resolveOptions(options);
+    this.peerIdentity = this.opts.identity;
+    this.onDiagnostic = options.onDiagnostic;
+    this.type = transport.type;
+    this.host = {
+      opts: this.opts,
+      send: (datagram, peer, callback) => {
+        this.inFlight++;
+        transport.send(datagram, peer.port, peer.address, (err) => {
+          if (--this.inFlight === 0) for (const f of this.drained.splice(0)) f();
+          callback?.(err);
+        });
+      },
+      deliver: (plaintext, session) => {
+        const peer: PeerInfo = {
+          address: session.peer.address,
+          family: session.peer.family,
+          port: session.peer.port,
+          size: plaintext.length,
+          identity: { type: 'psk', identity: Buffer.from(this.peerIdentity) },
+        };
+        this.emit('message', plaintext, peer);
+      },
+      ended: (session) => {
+        const key = peerKeyOf(session.peer.address, session.peer.port);
+        if (this.sessions.get(key) === session) this.sessions.delete(key);
+      },
+      diag: (d) => {
+        if (!this.onDiagnostic) return;
+        try {
+          this.onDiagnostic(d);
+        } catch {
+          // a listener must not break the endpoint
+        }
+      },
+    };
+    transport.on('message', (msg, rinfo) => {
+      if (this.closing) return;
+      const session = this.sessions.get(peerKeyOf(rinfo.address, rinfo.port));
+      if (!session) return; // nobody we talk to
+      try {
+        for (const rec of parseDatagram(msg).records) session.handleRecord(rec);
+      } catch (err) {
+        // Input never throws by design; a bug must not take the process down from a socket callback.
+        if (this.listenerCount('error') > 0) this.emit('error', err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+    transport.on('error', (err) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+  }
+
+  /** Binds a UDP socket (default 0.0.0.0, any port) and runs DTLS client sessions over it. */
+  static async create(opts: DtlsClientOptions & UdpEndpointOptions): Promise<DtlsClientEndpoint> {
+    resolveOptions(opts); // refuse bad options before binding
+    const udp = await UdpEndpoint.create(opts);
+    return new DtlsClientEndpoint(udp, opts);
+  }
+
+  /** The PSK identity this endpoint authenticates with. */
+  get identity(): Buffer {
+    return Buffer.from(this.opts.identity);
+  }
+
+  /** Where the session with (address, port) stands; undefined when there is none. */
+  sessionState(address: string, port: number): DtlsClientSessionState | undefined {
+    const s = this.sessions.get(peerKeyOf(address, port));
+    if (!s) return undefined;
+    return s.established ? 'established' : 'handshaking';
+  }
+
+  /** The negotiated cipher suite of the established session with (address, port). */
+  sessionSuite(address: string, port: number): CipherSuite | undefined {
+    const s = this.sessions.get(peerKeyOf(address, port));
+    return s?.established ? s.suite : undefined;
+  }
+
+  send(msg: Uint8Array, port: number, address: string, callback?: SendCallback): void {
+    if (this.closing) {
+      if (callback) later(callback, null);
+      return;
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      if (callback) later(callback, new RangeError(`bad port ${port}`));
+      return;
+    }
+    const data = Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength);
+    const key = peerKeyOf(address, port);
+    let session = this.sessions.get(key);
+    if (!session) {
+      session = new ClientSession({ address, port, family: isIPv6(address) ? 'IPv6' : 'IPv4' }, this.host);
+      this.sessions.set(key, session);
+      session.sendApplicationData(Buffer.from(data), callback);
+      session.start();
+      return;
+    }
+    session.sendApplicationData(Buffer.from(data), callback);
+  }
+
+  address(): AddressInfo {
+    return this.transport.address();
+  }
+
+  /** Sends close_notify on every established session, fails queued sends, then closes the socket. Idempotent. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    for (const s of this.sessions.values()) s.shutdown();
+    this.sessions.clear();
+    this.closing = (async () => {
+      if (this.inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 500);
+          this.drained.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+      await this.transport.close();
+      this.emit('close');
+    })();
+    return this.closing;
+  }
+}
