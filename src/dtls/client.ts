@@ -46,6 +46,7 @@ import { HandshakeReassembler } from './reassembly.js';
 import { parseDatagram, serializeRecord, type DtlsRecord } from './record.js';
 import { ReplayWindow } from './replay.js';
 import { suiteById, suiteHex, TLS_PSK_WITH_AES_128_CCM_8, type CipherSuite } from './suites.js';
+import { SendTracker } from './send-tracker.js';
 
 export interface DtlsClientPsk {
   /** PSK identity (text is sent as UTF-8). */
@@ -573,24 +574,19 @@ export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> impleme
   private readonly onDiagnostic: DtlsClientOptions['onDiagnostic'];
   private readonly peerIdentity: Buffer;
   private closing: Promise<void> | undefined;
-  private inFlight = 0;
-  private drained: (() => void)[] = [];
+  /** Sends in flight, so close() lets the last records leave first. */
+  private readonly sends: SendTracker;
 
   constructor(private readonly transport: DatagramTransport, options: DtlsClientOptions) {
     super();
+    this.sends = new SendTracker(transport);
     this.opts = resolveOptions(options);
     this.peerIdentity = this.opts.identity;
     this.onDiagnostic = options.onDiagnostic;
     this.type = transport.type;
     this.host = {
       opts: this.opts,
-      send: (datagram, peer, callback) => {
-        this.inFlight++;
-        transport.send(datagram, peer.port, peer.address, (err) => {
-          if (--this.inFlight === 0) for (const f of this.drained.splice(0)) f();
-          callback?.(err);
-        });
-      },
+      send: (datagram, peer, callback) => this.sends.send(datagram, peer.port, peer.address, callback),
       deliver: (plaintext, session) => {
         const peer: PeerInfo = {
           address: session.peer.address,
@@ -687,15 +683,7 @@ export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> impleme
     for (const s of this.sessions.values()) s.shutdown();
     this.sessions.clear();
     this.closing = (async () => {
-      if (this.inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, 500);
-          this.drained.push(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
+      await this.sends.drained(); // let the close_notify alerts leave first
       await this.transport.close();
       this.emit('close');
     })();

@@ -19,6 +19,7 @@ import type { CoapEndpoint, CoapEndpointEvents, PeerInfo, SendCallback } from '.
 import { UdpEndpoint, type UdpEndpointOptions } from '../coap/udp-endpoint.js';
 import type { PeerAddressInfo } from './connection.js';
 import { DtlsServer, type DtlsServerOptions, type DtlsServerStats } from './server.js';
+import { SendTracker } from './send-tracker.js';
 
 /** What DtlsEndpoint needs from the socket under it (a UdpEndpoint fits). */
 export interface DatagramTransport {
@@ -44,20 +45,15 @@ export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements Co
   readonly secure = true;
   readonly server: DtlsServer;
   private closing: Promise<void> | undefined;
-  /** Datagrams handed to the transport whose send callback has not run yet (close() waits for them). */
-  private inFlight = 0;
-  private drained: (() => void)[] = [];
+  /** Sends in flight, so close() lets the last records leave first. */
+  private readonly sends: SendTracker;
 
   constructor(private readonly transport: DatagramTransport, opts: DtlsEndpointOptions) {
     super();
+    this.sends = new SendTracker(transport);
     this.type = transport.type;
     this.server = new DtlsServer(opts, {
-      send: (datagram, peer) => {
-        this.inFlight++;
-        transport.send(datagram, peer.port, peer.address, () => {
-          if (--this.inFlight === 0) for (const f of this.drained.splice(0)) f();
-        });
-      },
+      send: (datagram, peer) => this.sends.send(datagram, peer.port, peer.address),
       deliver: (plaintext, conn) => {
         const peer: PeerInfo = {
           address: conn.peer.address,
@@ -117,16 +113,7 @@ export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements Co
     if (this.closing) return this.closing;
     this.server.close(); // close_notify to every session
     this.closing = (async () => {
-      if (this.inFlight > 0) {
-        // Let the close_notify alerts leave before the socket goes (bounded: a send callback always comes).
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, 500);
-          this.drained.push(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
+      await this.sends.drained(); // let the close_notify alerts leave first
       await this.transport.close();
       this.emit('close');
     })();
