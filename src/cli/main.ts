@@ -20,6 +20,7 @@ import { CliContext } from './context.js';
 import { registerProfileCommand } from './commands/profile.js';
 import { registerDeviceCommand } from './commands/device.js';
 import { registerDeviceOpsCommands } from './commands/device-ops.js';
+import { registerCredentialCommands } from './commands/credential.js';
 import { registerRegistryCommand } from './commands/registry.js';
 import { registerSessionsCommand } from './commands/sessions.js';
 import { registerKeysCommand } from './commands/keys.js';
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerProfileCommand(program, ctx);
   registerDeviceCommand(program, ctx);
   registerDeviceOpsCommands(program, ctx);
+  registerCredentialCommands(program, ctx);
   registerRegistryCommand(program, ctx);
   registerSessionsCommand(program, ctx);
   registerKeysCommand(program, ctx);
