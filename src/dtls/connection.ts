@@ -27,6 +27,14 @@
  * point; invalid → illegal_parameter), CertificateVerify (ECDSA-SHA256 over the transcript so
  * far; wrong → decrypt_error), then CCS and Finished. Only after the signature verified is the
  * key looked up (`rpkLookup`, asynchronous like the PSK lookup); refused → certificate_unknown.
+ *
+ * X.509 (RFC 5246 §7.4.2, §7.4.6; chosen per direction by the certificate-type extensions, X.509
+ * when the client sends none - server.ts negotiates): our Certificate is the configured chain
+ * (the ServerHello echoes a certificate-type extension only when the client sent it), and the
+ * client's Certificate is a chain that must verify against the trust anchors (x509.ts: unknown_ca,
+ * certificate_expired, bad_certificate, unsupported_certificate; an empty one → handshake_failure).
+ * CertificateVerify is checked with the leaf's key, then `x509Lookup(leaf)` decides (false →
+ * certificate_unknown).
  */
 import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { CHANGE_CIPHER_SPEC, isChangeCipherSpec, isCloseNotify, isFatal, parseAlert, serializeAlert } from './alert.js';
@@ -38,7 +46,7 @@ import { Flight, RetransmitTimer, type FlightEntry, type RecordWriter, type Retr
 import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from './handshake.js';
 import {
   EMPTY_RENEGOTIATION_INFO, parseCertificateVerify, parseEcdhClientKeyExchange, parseFinished, parsePskClientKeyExchange,
-  parseRawPublicKeyCertificate, serializeCertificateRequest, serializeEcdheServerKeyExchange, serializeEcdhParams,
+  parseCertificateList, parseRawPublicKeyCertificate, serializeCertificateList, serializeCertificateRequest, serializeEcdheServerKeyExchange, serializeEcdhParams,
   serializePskServerKeyExchange, serializeRawPublicKeyCertificate, serializeServerHello, type ClientHello, type Extension,
 } from './messages.js';
 import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from './prf.js';
@@ -48,6 +56,7 @@ import { HandshakeReassembler, type ReassemblyLimits } from './reassembly.js';
 import { serializeRecord, type DtlsRecord } from './record.js';
 import { ReplayWindow } from './replay.js';
 import type { CipherSuite } from './suites.js';
+import { verifyCertificateChain, type TrustAnchors } from './x509.js';
 
 export interface PeerAddressInfo {
   readonly address: string;
@@ -65,17 +74,29 @@ export type PskLookup = (identity: Buffer, peer: PeerAddressInfo) => Promise<Uin
  */
 export type RpkLookup = (spkiDer: Buffer, peer: PeerAddressInfo) => Promise<boolean>;
 
+/**
+ * Decides whether a client's X.509 certificate (the leaf, DER) may connect - whether that device
+ * is enrolled; called only after the chain verified against the trust anchors and the client
+ * proved it holds the leaf's private key. false → certificate_unknown.
+ */
+export type X509Lookup = (leafDer: Buffer, peer: PeerAddressInfo) => Promise<boolean>;
+
 /** Who the client proved to be (structurally a `PeerIdentity` of src/coap/endpoint.ts). */
 export type DtlsPeerIdentity =
   | { readonly type: 'psk'; readonly identity: Buffer }
-  | { readonly type: 'rpk'; readonly publicKey: Buffer };
+  | { readonly type: 'rpk'; readonly publicKey: Buffer }
+  | { readonly type: 'x509'; readonly certificate: Buffer /* leaf, DER */; readonly chain?: readonly Buffer[] };
 
 export interface ConnectionConfig {
   /** Undefined: no PSK suites are negotiated. */
   readonly pskLookup: PskLookup | undefined;
-  /** Both set, or no ECDHE_ECDSA suite is negotiated. */
+  /** ECDHE_ECDSA needs serverKey and a way to authenticate clients: rpkLookup (raw public keys) and/or x509Lookup with trustAnchors. */
   readonly rpkLookup: RpkLookup | undefined;
   readonly serverKey: ServerKeyMaterial | undefined;
+  readonly x509Lookup: X509Lookup | undefined;
+  readonly trustAnchors: TrustAnchors | undefined;
+  /** Our X.509 chain (DER, leaf first; the leaf certifies serverKey); undefined: we only send a raw public key. */
+  readonly serverCertificate: readonly Buffer[] | undefined;
   readonly pskIdentityHint: Buffer | undefined;
   readonly retransmit: RetransmitOptions;
   readonly handshakeTimeoutMs: number;
@@ -88,6 +109,8 @@ export interface ConnectionConfig {
   /** Records held while the PSK lookup runs, and next-epoch records held before ChangeCipherSpec. */
   readonly maxQueuedRecords: number;
   readonly now: () => number;
+  /** Wall clock (ms since the epoch) for certificate validity periods. */
+  readonly certificateClock: () => number;
 }
 
 export type CloseReason =
@@ -119,6 +142,14 @@ export interface HandshakeStart {
   readonly secureRenegotiation: boolean;
   /** ECDHE: the client sent ec_point_formats, so ServerHello echoes it (RFC 8422 §5.2). */
   readonly echoPointFormats?: boolean;
+  /**
+   * ECDHE: the certificate types negotiated (CertificateType; default RawPublicKey both ways), and
+   * whether the client sent each extension - the ServerHello echoes only those (RFC 7250 §4.2).
+   */
+  readonly clientCertificateType?: number;
+  readonly serverCertificateType?: number;
+  readonly echoClientCertificateType?: boolean;
+  readonly echoServerCertificateType?: boolean;
 }
 
 export type ConnectionState =
@@ -127,6 +158,7 @@ export type ConnectionState =
   | 'awaiting_certificate_verify'
   | 'psk_lookup'
   | 'rpk_lookup'
+  | 'x509_lookup'
   | 'awaiting_ccs'
   | 'awaiting_finished'
   | 'established'
@@ -142,6 +174,8 @@ export class ServerConnection {
    * SPKI DER of its raw public key (set at Certificate); authenticated once established.
    */
   identity: Buffer | undefined;
+  /** X.509: the client's whole chain as it sent it (leaf first, copies); set at Certificate. */
+  certificateChain: Buffer[] | undefined;
   /** True once the handshake completed (stays true after close). */
   completed = false;
   readonly suite: CipherSuite;
@@ -175,6 +209,10 @@ export class ServerConnection {
   /** ECDHE: our ephemeral key (until ClientKeyExchange) and the client's public key (until CertificateVerify). */
   private ecdh: EphemeralEcdh | undefined;
   private clientKey: KeyObject | undefined;
+  readonly clientCertificateType: number;
+  readonly serverCertificateType: number;
+  private readonly echoClientCertificateType: boolean;
+  private readonly echoServerCertificateType: boolean;
 
   constructor(
     readonly peer: PeerAddressInfo,
@@ -191,8 +229,16 @@ export class ServerConnection {
     this.clientHelloMessage = Buffer.from(hs.clientHelloMessage);
     this.secureRenegotiation = hs.secureRenegotiation;
     this.echoPointFormats = hs.echoPointFormats ?? false;
+    this.clientCertificateType = hs.clientCertificateType ?? CertificateType.rawPublicKey;
+    this.serverCertificateType = hs.serverCertificateType ?? CertificateType.rawPublicKey;
+    this.echoClientCertificateType = hs.echoClientCertificateType ?? true;
+    this.echoServerCertificateType = hs.echoServerCertificateType ?? true;
     if (this.suite.keyExchange === 'ecdhe_ecdsa') {
-      if (config.serverKey === undefined || config.rpkLookup === undefined) throw new RangeError('ECDHE_ECDSA needs serverKey and rpkLookup');
+      if (config.serverKey === undefined) throw new RangeError('ECDHE_ECDSA needs serverKey');
+      if (this.clientCertificateType === CertificateType.x509 ? config.x509Lookup === undefined || config.trustAnchors === undefined : config.rpkLookup === undefined) {
+        throw new RangeError('ECDHE_ECDSA: no way configured to authenticate this client certificate type');
+      }
+      if (this.serverCertificateType === CertificateType.x509 && config.serverCertificate === undefined) throw new RangeError('no server certificate configured');
       this.state = 'awaiting_certificate';
     } else if (config.pskLookup === undefined) {
       throw new RangeError('a PSK suite needs pskLookup');
@@ -209,7 +255,11 @@ export class ServerConnection {
   get peerIdentity(): DtlsPeerIdentity | undefined {
     if (!this.completed || this.identity === undefined) return undefined;
     const bytes = Buffer.from(this.identity);
-    return this.suite.keyExchange === 'psk' ? { type: 'psk', identity: bytes } : { type: 'rpk', publicKey: bytes };
+    if (this.suite.keyExchange === 'psk') return { type: 'psk', identity: bytes };
+    if (this.clientCertificateType === CertificateType.x509) {
+      return { type: 'x509', certificate: bytes, chain: (this.certificateChain ?? [bytes]).map((c) => Buffer.from(c)) };
+    }
+    return { type: 'rpk', publicKey: bytes };
   }
 
   get established(): boolean {
@@ -227,9 +277,9 @@ export class ServerConnection {
     if (this.extendedMasterSecret) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
     if (this.suite.keyExchange === 'ecdhe_ecdsa') {
       if (this.echoPointFormats) exts.push({ type: ExtensionType.ecPointFormats, data: Buffer.from([1, ECPointFormat.uncompressed]) });
-      // RFC 7250 §4.2: the server's choice, one byte each.
-      exts.push({ type: ExtensionType.clientCertificateType, data: Buffer.from([CertificateType.rawPublicKey]) });
-      exts.push({ type: ExtensionType.serverCertificateType, data: Buffer.from([CertificateType.rawPublicKey]) });
+      // RFC 7250 §4.2: the server's choice, one byte each, only for the extensions the client sent.
+      if (this.echoClientCertificateType) exts.push({ type: ExtensionType.clientCertificateType, data: Buffer.from([this.clientCertificateType]) });
+      if (this.echoServerCertificateType) exts.push({ type: ExtensionType.serverCertificateType, data: Buffer.from([this.serverCertificateType]) });
     }
     const entries: FlightEntry[] = [];
     const add = (msgType: number, body: Buffer): void => {
@@ -247,7 +297,9 @@ export class ServerConnection {
       const key = this.config.serverKey!;
       this.ecdh = new EphemeralEcdh();
       const params = serializeEcdhParams(NamedGroup.secp256r1, this.ecdh.publicPoint);
-      add(HandshakeType.certificate, serializeRawPublicKeyCertificate(key.spki));
+      add(HandshakeType.certificate, this.serverCertificateType === CertificateType.x509
+        ? serializeCertificateList(this.config.serverCertificate!)
+        : serializeRawPublicKeyCertificate(key.spki));
       add(HandshakeType.serverKeyExchange, serializeEcdheServerKeyExchange({
         namedCurve: NamedGroup.secp256r1, publicPoint: this.ecdh.publicPoint, signatureAlgorithm: ECDSA_SHA256,
         signature: ecdsaSign(key.privateKey, this.clientRandom, this.serverRandom, params),
@@ -280,7 +332,7 @@ export class ServerConnection {
   }
 
   private get lookingUp(): boolean {
-    return this.state === 'psk_lookup' || this.state === 'rpk_lookup';
+    return this.state === 'psk_lookup' || this.state === 'rpk_lookup' || this.state === 'x509_lookup';
   }
 
   /** Encrypts and sends application data; false when there is no established session. Throws RangeError above 2^14 bytes. */
@@ -421,6 +473,24 @@ export class ServerConnection {
   /** Flight 5 of ECDHE_ECDSA up to CertificateVerify; false when `msg` is not one of those messages in its place. */
   private onEcdheMessage(msg: HandshakeMessage): boolean {
     const full = (): Buffer => fullMessage(msg.msgType, msg.messageSeq, msg.body);
+    if (this.state === 'awaiting_certificate' && msg.msgType === HandshakeType.certificate && this.clientCertificateType === CertificateType.x509) {
+      const chain = parseCertificateList(msg.body);
+      if (chain === undefined) {
+        this.fail(AlertDescription.decodeError, 'malformed Certificate');
+        return true;
+      }
+      const result = verifyCertificateChain(chain, this.config.trustAnchors!, this.config.certificateClock());
+      if (!result.ok) {
+        this.fail(result.alert, `client certificate refused: ${result.reason}`);
+        return true;
+      }
+      this.certificateChain = chain.map((c) => Buffer.from(c));
+      this.identity = this.certificateChain[0]!;
+      this.clientKey = result.leafKey;
+      this.transcript.push(full());
+      this.state = 'awaiting_key_exchange';
+      return true;
+    }
     if (this.state === 'awaiting_certificate' && msg.msgType === HandshakeType.certificate) {
       const der = parseRawPublicKeyCertificate(msg.body);
       if (der === undefined) {
@@ -468,33 +538,37 @@ export class ServerConnection {
       } else {
         this.clientKey = undefined;
         this.transcript.push(full());
-        this.lookupRpk(this.identity!);
+        this.lookupClient(this.identity!);
       }
       return true;
     }
     return false;
   }
 
-  private lookupRpk(spki: Buffer): void {
-    this.state = 'rpk_lookup';
+  /** Asks rpkLookup (SPKI) or x509Lookup (leaf certificate) whether this authenticated client may connect. */
+  private lookupClient(identity: Buffer): void {
+    const x509 = this.clientCertificateType === CertificateType.x509;
+    const state = x509 ? 'x509_lookup' : 'rpk_lookup';
+    const what = x509 ? 'certificate' : 'raw public key';
+    this.state = state;
     let result: Promise<boolean>;
     try {
-      result = this.config.rpkLookup!(Buffer.from(spki), this.peer);
+      result = x509 ? this.config.x509Lookup!(Buffer.from(identity), this.peer) : this.config.rpkLookup!(Buffer.from(identity), this.peer);
     } catch (err) {
       result = Promise.reject(err);
     }
     result.then(
       (ok) => {
-        if (this.state !== 'rpk_lookup') return; // closed or replaced meanwhile
+        if (this.state !== state) return; // closed or replaced meanwhile
         if (ok !== true) {
-          this.fail(AlertDescription.certificateUnknown, 'raw public key not accepted');
+          this.fail(AlertDescription.certificateUnknown, `${what} not accepted`);
           return;
         }
         this.keysReady();
       },
       (err: unknown) => {
-        if (this.state !== 'rpk_lookup') return;
-        this.fail(AlertDescription.internalError, `raw public key lookup failed: ${err instanceof Error ? err.message : String(err)}`);
+        if (this.state !== state) return;
+        this.fail(AlertDescription.internalError, `${what} lookup failed: ${err instanceof Error ? err.message : String(err)}`);
       },
     );
   }

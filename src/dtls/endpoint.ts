@@ -5,7 +5,8 @@
  *
  * - `message` events carry the *decrypted* application data of an established session, with
  *   `peer.identity = { type: 'psk', identity }` (the PSK identity the client proved it holds) or
- *   `{ type: 'rpk', publicKey }` (the SPKI DER of the raw public key it proved it holds);
+ *   `{ type: 'rpk', publicKey }` (the SPKI DER of the raw public key it proved it holds) or
+ *   `{ type: 'x509', certificate, chain }` (its leaf certificate DER and the chain it sent);
  * - `send(plaintext, port, address, cb)` encrypts to the established session with (address, port).
  *   With no session there the datagram is dropped and `cb` gets an Error (`DtlsNoSessionError`):
  *   only a client can start a DTLS session, so the server cannot reach a peer without one;

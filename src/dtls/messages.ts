@@ -2,7 +2,7 @@
  * Handshake message bodies used by the PSK handshake (RFC 5246 §7.4, RFC 6347 §4.2.1, RFC 4279
  * §2), the ECDHE_ECDSA messages (RFC 8422) and RPK certificates (RFC 7250): ClientHello (with the DTLS cookie), HelloVerifyRequest, ServerHello, ServerKeyExchange
  * (PSK identity hint), ServerHelloDone, ClientKeyExchange (PSK identity), Finished, and the hello
- * extensions. Parsers return undefined for malformed input and never throw; serializers throw
+ * extensions, and X.509 certificate lists (RFC 5246 §7.4.2). Parsers return undefined for malformed input and never throw; serializers throw
  * RangeError only for values that cannot be encoded (programming errors).
  */
 import { DecodeError, Reader, u16, vec16, vec24, vec8 } from './reader.js';
@@ -249,6 +249,26 @@ export function serializeRawPublicKeyCertificate(spki: Uint8Array): Buffer {
 /** The SPKI of an RPK Certificate; an empty Buffer when the client sent none (`00 00 00`); undefined when malformed. */
 export function parseRawPublicKeyCertificate(body: Buffer): Buffer | undefined {
   return parse(body, (r) => r.vec24());
+}
+
+/** X.509 Certificate (RFC 5246 §7.4.2): `certificate_list<0..2^24-1>` of `ASN.1Cert<1..2^24-1>`, leaf first. */
+export function serializeCertificateList(chain: readonly Uint8Array[]): Buffer {
+  if (chain.some((c) => c.length === 0)) throw new RangeError('empty certificate in a chain');
+  return vec24(Buffer.concat(chain.map((c) => vec24(c))));
+}
+
+/** The certificates (DER, views into `body`) of an X.509 Certificate message; [] when the client sent none; undefined when malformed. */
+export function parseCertificateList(body: Buffer): Buffer[] | undefined {
+  return parse(body, (r) => {
+    const list = new Reader(r.vec24());
+    const out: Buffer[] = [];
+    while (list.remaining > 0) {
+      const c = list.vec24();
+      if (c.length === 0) throw new DecodeError('empty ASN.1Cert');
+      out.push(c);
+    }
+    return out;
+  });
 }
 
 /** ECDHE ClientKeyExchange (RFC 8422 §5.7): `ecdh_Yc<1..255>`. */

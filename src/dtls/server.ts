@@ -9,7 +9,10 @@
  * - a ClientHello with a valid cookie is checked (version, compression, renegotiation_info,
  *   cipher suite, extended master secret; for ECDHE_ECDSA suites also secp256r1 in
  *   supported_groups, uncompressed points, ecdsa_secp256r1_sha256 in signature_algorithms and
- *   RawPublicKey in both certificate-type extensions) and answered with a fatal alert, still
+ *   a certificate type we can do in each direction: the first of the client's
+ *   client_certificate_type / server_certificate_type list that is configured - RawPublicKey
+ *   (serverKey; rpkLookup) or X.509 (serverCertificate; trustAnchors and x509Lookup) - and X.509
+ *   when the client sends no such extension, RFC 7250 §4.1) and answered with a fatal alert, still
  *   statelessly, if unacceptable (unsupported_certificate when only the certificate type was
  *   missing, else handshake_failure); otherwise a new association starts and replaces any old one for that address
  *   (RFC 6347 §4.2.8: the cookie showed the client is reachable there);
@@ -27,7 +30,7 @@ import {
   ExtensionType, HandshakeType, NamedGroup,
 } from './constants.js';
 import {
-  ServerConnection, type CloseReason, type ConnectionConfig, type ConnectionHost, type PeerAddressInfo, type PskLookup, type RpkLookup,
+  ServerConnection, type CloseReason, type ConnectionConfig, type ConnectionHost, type PeerAddressInfo, type PskLookup, type RpkLookup, type X509Lookup,
 } from './connection.js';
 import { loadServerKey, type ServerKeyInput } from './ecc.js';
 import { CookieJar } from './cookie.js';
@@ -38,6 +41,7 @@ import {
 } from './messages.js';
 import { parseDatagram, serializeRecord, type DtlsRecord } from './record.js';
 import { ALL_SUITES, suiteById, type CipherSuite } from './suites.js';
+import { loadServerCertificate, loadTrustAnchors } from './x509.js';
 
 export interface DtlsServerOptions {
   /** Identity → PSK; undefined for an unknown identity (answered with unknown_psk_identity). Without it no PSK suite is offered. */
@@ -45,11 +49,27 @@ export interface DtlsServerOptions {
   /**
    * The server's P-256 key pair for the ECDHE_ECDSA suites (SPKI DER + PKCS#8 DER, as lwbs stores
    * it): signs ServerKeyExchange, and its SPKI is the raw public key sent to clients. Needs
-   * `rpkLookup`.
+   * `rpkLookup` and/or `x509Lookup` (clients must authenticate).
    */
   readonly serverKey?: ServerKeyInput;
-  /** Accepts or refuses a client's raw public key (canonical SPKI DER) once it proved possession; false → certificate_unknown. */
+  /** Accepts or refuses a client's raw public key (canonical SPKI DER) once it proved possession; false → certificate_unknown. Without it clients cannot use raw public keys. */
   readonly rpkLookup?: RpkLookup;
+  /**
+   * The server's X.509 chain (DER, leaf first; the leaf certifies `serverKey`), sent to clients
+   * that want a certificate (no server_certificate_type extension, or X.509 offered). Without it
+   * such clients get unsupported_certificate.
+   */
+  readonly serverCertificate?: { readonly chain: readonly Uint8Array[] };
+  /** CA (or directly trusted) certificates, DER, that client X.509 chains must lead to. Needed with `x509Lookup`. */
+  readonly trustAnchors?: readonly Uint8Array[];
+  /**
+   * Accepts or refuses a client's certificate (the leaf, DER) once its chain verified and the
+   * client proved possession of the key: the store decides whether that device is enrolled;
+   * false → certificate_unknown. Without it clients cannot use X.509.
+   */
+  readonly x509Lookup?: X509Lookup;
+  /** Wall clock for certificate validity periods, ms since the epoch (default Date.now). */
+  readonly certificateClock?: () => number;
   /** Cipher suite ids in order of preference (default: all implemented whose credentials are configured, PSK CCM_8 first). */
   readonly cipherSuites?: readonly number[];
   /** Sent in a ServerKeyExchange when set. Default: none (some clients fail on a hint). */
@@ -91,8 +111,8 @@ export type DtlsDiagnostic =
   | { readonly kind: 'handshake_refused'; readonly peer: PeerAddressInfo; readonly alert: number; readonly reason: string }
   | {
     readonly kind: 'established'; readonly peer: PeerAddressInfo;
-    /** The PSK identity, or the SPKI DER of the client's raw public key (`identityType` says which). */
-    readonly identity: Buffer; readonly identityType: 'psk' | 'rpk';
+    /** The PSK identity, the SPKI DER of the client's raw public key, or its leaf certificate DER (`identityType` says which). */
+    readonly identity: Buffer; readonly identityType: 'psk' | 'rpk' | 'x509';
     readonly suite: CipherSuite; readonly extendedMasterSecret: boolean;
   }
   | { readonly kind: 'closed'; readonly peer: PeerAddressInfo; readonly reason: CloseReason; readonly wasEstablished: boolean; readonly detail?: string }
@@ -143,18 +163,25 @@ export class DtlsServer {
 
   constructor(opts: DtlsServerOptions, private readonly io: DtlsServerIo) {
     const now = opts.now ?? Date.now;
-    if (opts.serverKey !== undefined && opts.rpkLookup === undefined) throw new RangeError('serverKey needs rpkLookup (clients must authenticate)');
+    if (opts.serverKey !== undefined && opts.rpkLookup === undefined && opts.x509Lookup === undefined) {
+      throw new RangeError('serverKey needs rpkLookup or x509Lookup (clients must authenticate)');
+    }
     if (opts.rpkLookup !== undefined && opts.serverKey === undefined) throw new RangeError('rpkLookup needs serverKey');
+    if (opts.x509Lookup !== undefined && opts.serverKey === undefined) throw new RangeError('x509Lookup needs serverKey');
+    if (opts.serverCertificate !== undefined && opts.serverKey === undefined) throw new RangeError('serverCertificate needs serverKey');
+    if (opts.x509Lookup !== undefined && (opts.trustAnchors === undefined || opts.trustAnchors.length === 0)) throw new RangeError('x509Lookup needs trustAnchors');
     const serverKey = opts.serverKey === undefined ? undefined : loadServerKey(opts.serverKey);
+    const serverCertificate = opts.serverCertificate === undefined ? undefined : loadServerCertificate(opts.serverCertificate.chain, serverKey!.spki);
+    const trustAnchors = opts.trustAnchors === undefined || opts.x509Lookup === undefined ? undefined : loadTrustAnchors(opts.trustAnchors);
     const usable = (s: CipherSuite): boolean => (s.keyExchange === 'psk' ? opts.pskLookup !== undefined : serverKey !== undefined);
     const ids = opts.cipherSuites ?? ALL_SUITES.filter(usable).map((s) => s.id);
     this.suites = ids.map((id) => {
       const s = suiteById(id);
       if (s === undefined) throw new RangeError(`unsupported cipher suite 0x${id.toString(16)}`);
-      if (!usable(s)) throw new RangeError(`cipher suite ${s.name} needs ${s.keyExchange === 'psk' ? 'pskLookup' : 'serverKey and rpkLookup'}`);
+      if (!usable(s)) throw new RangeError(`cipher suite ${s.name} needs ${s.keyExchange === 'psk' ? 'pskLookup' : 'serverKey'}`);
       return s;
     });
-    if (this.suites.length === 0) throw new RangeError('no cipher suites configured (give pskLookup, or serverKey and rpkLookup)');
+    if (this.suites.length === 0) throw new RangeError('no cipher suites configured (give pskLookup, or serverKey with rpkLookup or x509Lookup)');
     const retransmit = { ...DEFAULT_RETRANSMIT, ...opts.retransmit };
     if (!(retransmit.initialMs > 0) || !(retransmit.maxMs >= retransmit.initialMs)) throw new RangeError('retransmit: 0 < initialMs <= maxMs');
     const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 60_000;
@@ -166,6 +193,10 @@ export class DtlsServer {
       pskLookup: opts.pskLookup,
       rpkLookup: opts.rpkLookup,
       serverKey,
+      x509Lookup: opts.x509Lookup,
+      trustAnchors,
+      serverCertificate,
+      certificateClock: opts.certificateClock ?? Date.now,
       pskIdentityHint: opts.pskIdentityHint === undefined ? undefined : Buffer.from(opts.pskIdentityHint),
       retransmit,
       handshakeTimeoutMs,
@@ -279,6 +310,7 @@ export class DtlsServer {
       extendedMasterSecret: refusal.ems,
       secureRenegotiation: refusal.secureRenegotiation,
       echoPointFormats: refusal.echoPointFormats,
+      ...refusal.certificateTypes,
     });
     this.conns.set(key, conn);
     this.handshaking++;
@@ -289,7 +321,7 @@ export class DtlsServer {
 
   private checkHello(ch: ClientHello):
     | { alert: number; reason: string }
-    | { suite: CipherSuite; ems: boolean; secureRenegotiation: boolean; echoPointFormats: boolean } {
+    | { suite: CipherSuite; ems: boolean; secureRenegotiation: boolean; echoPointFormats: boolean; certificateTypes?: CertificateTypes } {
     // DTLS versions count down: FEFD (1.2) < FEFF (1.0). A client must offer 1.2 or later.
     if (ch.clientVersion > DTLS_1_2) return { alert: AlertDescription.protocolVersion, reason: `client offers only version 0x${ch.clientVersion.toString(16)}` };
     if (!ch.compressionMethods.includes(0)) return { alert: AlertDescription.illegalParameter, reason: 'null compression not offered' };
@@ -301,14 +333,26 @@ export class DtlsServer {
     const secureRenegotiation = reneg !== undefined || ch.cipherSuites.includes(EMPTY_RENEGOTIATION_INFO_SCSV);
     const ems = findExtension(ch.extensions, ExtensionType.extendedMasterSecret) !== undefined;
     if (!ems && this.requireEms) return { alert: AlertDescription.handshakeFailure, reason: 'extended_master_secret required' };
-    const ecc = checkEcdheEcdsa(ch);
+    const ecc = checkEcdheEcdsa(ch, this.certificateTypesSupported);
     const suite = this.suites.find((s) => ch.cipherSuites.includes(s.id) && (s.keyExchange === 'psk' || ecc.ok));
     if (suite === undefined) {
       const eccOffered = this.suites.some((s) => s.keyExchange === 'ecdhe_ecdsa' && ch.cipherSuites.includes(s.id));
       if (eccOffered && !ecc.ok) return { alert: ecc.alert, reason: ecc.reason };
       return { alert: AlertDescription.handshakeFailure, reason: 'no common cipher suite' };
     }
-    return { suite, ems, secureRenegotiation, echoPointFormats: ecc.ok && ecc.echoPointFormats };
+    if (suite.keyExchange === 'psk' || !ecc.ok) return { suite, ems, secureRenegotiation, echoPointFormats: false };
+    return { suite, ems, secureRenegotiation, echoPointFormats: ecc.echoPointFormats, certificateTypes: ecc.certificateTypes };
+  }
+
+  /** Which certificate types we can do, per direction (RawPublicKey / X.509). */
+  private get certificateTypesSupported(): SupportedCertificateTypes {
+    const server: number[] = [];
+    const client: number[] = [];
+    if (this.config.serverKey !== undefined) server.push(CertificateType.rawPublicKey);
+    if (this.config.serverCertificate !== undefined) server.push(CertificateType.x509);
+    if (this.config.rpkLookup !== undefined) client.push(CertificateType.rawPublicKey);
+    if (this.config.x509Lookup !== undefined && this.config.trustAnchors !== undefined) client.push(CertificateType.x509);
+    return { server, client };
   }
 
   private sendHelloVerifyRequest(rec: DtlsRecord, frag: HandshakeFragment, ch: ClientHello, from: PeerAddressInfo): void {
@@ -332,7 +376,7 @@ export class DtlsServer {
       this.handshaking--;
       this.counters.handshakesCompleted++;
       this.diag({
-        kind: 'established', peer: conn.peer, identity: Buffer.from(conn.identity!), identityType: conn.suite.keyExchange === 'psk' ? 'psk' : 'rpk',
+        kind: 'established', peer: conn.peer, identity: Buffer.from(conn.identity!), identityType: conn.peerIdentity!.type,
         suite: conn.suite, extendedMasterSecret: conn.extendedMasterSecret,
       });
     },
@@ -369,16 +413,29 @@ export class DtlsServer {
   }
 }
 
+interface SupportedCertificateTypes {
+  readonly server: readonly number[];
+  readonly client: readonly number[];
+}
+
+/** The certificate types negotiated, and which extensions the ServerHello echoes. */
+interface CertificateTypes {
+  readonly clientCertificateType: number;
+  readonly serverCertificateType: number;
+  readonly echoClientCertificateType: boolean;
+  readonly echoServerCertificateType: boolean;
+}
+
 /**
  * Whether an ECDHE_ECDSA suite can be negotiated with this ClientHello (RFC 8422 §4-5, RFC 7250
  * §4.1): a client that sends supported_groups / ec_point_formats / signature_algorithms must list
  * secp256r1 / uncompressed / ecdsa_secp256r1_sha256 (absent extensions are taken as "anything",
  * as RFC 8422 §4 allows for the first two; for the third we still sign with SHA-256, which every
- * ECDSA client supports). The client must offer RawPublicKey for both certificate types: an
- * absent extension means X.509, which this server does not do.
+ * ECDSA client supports). For each certificate type extension we take the first type in the
+ * client's list that we support; an absent extension means X.509. None → unsupported_certificate.
  */
-function checkEcdheEcdsa(ch: ClientHello):
-  | { ok: true; echoPointFormats: boolean }
+function checkEcdheEcdsa(ch: ClientHello, supported: SupportedCertificateTypes):
+  | { ok: true; echoPointFormats: boolean; certificateTypes: CertificateTypes }
   | { ok: false; alert: number; reason: string } {
   const fail = (alert: number, reason: string): { ok: false; alert: number; reason: string } => ({ ok: false, alert, reason });
   const groups = findExtension(ch.extensions, ExtensionType.supportedGroups);
@@ -393,12 +450,22 @@ function checkEcdheEcdsa(ch: ClientHello):
   if (sigs !== undefined && !(parseU16List(sigs.data) ?? []).includes(ECDSA_SHA256)) {
     return fail(AlertDescription.handshakeFailure, 'ecdsa_secp256r1_sha256 not in signature_algorithms');
   }
+  const chosen: Record<'server' | 'client', { type: number; echo: boolean }> = { server: { type: 0, echo: false }, client: { type: 0, echo: false } };
   for (const [type, name] of [[ExtensionType.serverCertificateType, 'server'], [ExtensionType.clientCertificateType, 'client']] as const) {
     const ext = findExtension(ch.extensions, type);
-    if (ext === undefined) return fail(AlertDescription.unsupportedCertificate, `no ${name}_certificate_type extension (X.509 is not supported)`);
-    if (!(parseU8List(ext.data) ?? []).includes(CertificateType.rawPublicKey)) {
-      return fail(AlertDescription.unsupportedCertificate, `RawPublicKey not in ${name}_certificate_type`);
+    const offered = ext === undefined ? [CertificateType.x509] : parseU8List(ext.data) ?? [];
+    const pick = offered.find((t) => supported[name].includes(t));
+    if (pick === undefined) {
+      const what = ext === undefined ? `no ${name}_certificate_type extension (X.509)` : `${name}_certificate_type [${offered.join(',')}]`;
+      return fail(AlertDescription.unsupportedCertificate, `${what}: none of the certificate types configured for the ${name}`);
     }
+    chosen[name] = { type: pick, echo: ext !== undefined };
   }
-  return { ok: true, echoPointFormats: formats !== undefined };
+  return {
+    ok: true, echoPointFormats: formats !== undefined,
+    certificateTypes: {
+      clientCertificateType: chosen.client.type, serverCertificateType: chosen.server.type,
+      echoClientCertificateType: chosen.client.echo, echoServerCertificateType: chosen.server.echo,
+    },
+  };
 }

@@ -3,62 +3,13 @@
  * DtlsEndpoint on 127.0.0.1, application data both ways (the endpoint echoes what it receives).
  * CI installs openssl; a missing binary is a test failure, not a skip.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import { DtlsEndpoint } from '../../src/dtls/endpoint.js';
 import type { DtlsDiagnostic } from '../../src/dtls/server.js';
+import { LOCAL, requireOpenssl, sClient } from './openssl-support.js';
 
-const LOCAL = '127.0.0.1';
 const KEY_HEX = '3c2f0a9be1d4475f8e2a61b0c7d93e15';
 const IDENTITY = 'urn:imei:490154203237518';
-
-function requireOpenssl(): void {
-  const r = spawnSync('openssl', ['version'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    expect.fail('openssl is not installed or not runnable: install it (Debian: apt-get install openssl) - CI installs it for these interop tests');
-  }
-}
-
-interface SClientRun {
-  stdout: string;
-  stderr: string;
-  code: number | null;
-}
-
-/** Runs s_client; `script(write, waitFor)` drives stdin; resolves when the process exits (killed after `limitMs`). */
-function sClient(port: number, args: string[], script: (write: (s: string) => void, waitFor: (text: string) => Promise<void>, end: () => void) => Promise<void>, limitMs = 10000): Promise<SClientRun> {
-  const p = spawn('openssl', ['s_client', '-dtls1_2', '-connect', `${LOCAL}:${port}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  const waiters: { text: string; resolve: () => void }[] = [];
-  p.stdout.on('data', (b: Buffer) => {
-    stdout += b.toString();
-    for (const w of waiters.filter((x) => stdout.includes(x.text))) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
-  });
-  p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const killer = setTimeout(() => p.kill('SIGKILL'), limitMs);
-  const exited = new Promise<SClientRun>((resolve) => p.on('close', (code) => {
-    clearTimeout(killer);
-    resolve({ stdout, stderr, code });
-  }));
-  const waitFor = (text: string): Promise<void> =>
-    stdout.includes(text) ? Promise.resolve() : Promise.race([
-      new Promise<void>((resolve) => waiters.push({ text, resolve })),
-      exited.then(() => {
-        if (!stdout.includes(text)) throw new Error(`s_client exited before printing ${JSON.stringify(text)}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
-      }),
-    ]);
-  return script((s) => p.stdin.write(s), waitFor, () => p.stdin.end()).then(
-    () => exited,
-    (err: unknown) => {
-      p.kill('SIGKILL');
-      throw err;
-    },
-  );
-}
 
 describe('dtls interop: openssl s_client -dtls1_2 (PSK)', function () {
   this.timeout(30000);

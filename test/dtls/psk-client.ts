@@ -6,7 +6,7 @@
  * retransmission loop. Deliberately lenient knobs (`options`) let tests misbehave on purpose.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { randomBytes, timingSafeEqual, X509Certificate, type KeyObject } from 'node:crypto';
 import { ecdsaSign, ecdsaVerify, EphemeralEcdh, parseP256Spki } from '../../src/dtls/ecc.js';
 import { isChangeCipherSpec, parseAlert, serializeAlert, type Alert } from '../../src/dtls/alert.js';
 import {
@@ -15,9 +15,9 @@ import {
 import { Flight, type FlightEntry, type RecordWriter } from '../../src/dtls/flight.js';
 import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from '../../src/dtls/handshake.js';
 import {
-  findExtension, parseCertificateRequest, parseEcdheServerKeyExchange, parseHelloVerifyRequest, parsePskServerKeyExchange,
+  findExtension, parseCertificateList, parseCertificateRequest, parseEcdheServerKeyExchange, parseHelloVerifyRequest, parsePskServerKeyExchange,
   parseRawPublicKeyCertificate, parseServerHello, serializeCertificateVerify, serializeClientHello, serializeEcdhClientKeyExchange,
-  serializeEcdhParams, serializePskClientKeyExchange, serializeRawPublicKeyCertificate, type CertificateRequest, type ClientHello,
+  serializeCertificateList, serializeEcdhParams, serializePskClientKeyExchange, serializeRawPublicKeyCertificate, type CertificateRequest, type ClientHello,
   type EcdheServerKeyExchange, type Extension,
 } from '../../src/dtls/messages.js';
 import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from '../../src/dtls/prf.js';
@@ -41,6 +41,12 @@ export interface PskClientOptions {
    * ec_point_formats, signature_algorithms and both certificate-type extensions (RawPublicKey).
    */
   readonly rpk?: RpkClientKey;
+  /**
+   * ECDHE_ECDSA suites with X.509: our chain (DER, leaf first) and the leaf's private key. With it
+   * (and no `rpk`) the ClientHello carries the ECC extensions but no certificate-type extensions
+   * (X.509 both ways) unless `clientCertificateTypes` / `serverCertificateTypes` say otherwise.
+   */
+  readonly x509?: { readonly chain: readonly Uint8Array[]; readonly privateKey: KeyObject };
   /** Override the ECC hello extensions: `null` leaves one out. */
   readonly groups?: readonly number[] | null;
   readonly pointFormats?: readonly number[] | null;
@@ -84,6 +90,8 @@ export class PskClient {
   /** Whether the ServerKeyExchange signature verified with the server's raw public key. */
   serverSignatureValid: boolean | undefined;
   certificateRequest: CertificateRequest | undefined;
+  /** X.509: the server's chain (DER, leaf first) when it sent a certificate. */
+  serverChain: Buffer[] | undefined;
 
   private readonly random = randomBytes(32);
   private cookie = Buffer.alloc(0);
@@ -120,7 +128,7 @@ export class PskClient {
     if (this.options.extendedMasterSecret ?? true) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
     if (this.options.renegotiationInfo ?? true) exts.push({ type: ExtensionType.renegotiationInfo, data: Buffer.from([0]) });
     const o = this.options;
-    if (o.rpk !== undefined) {
+    if (o.rpk !== undefined || o.x509 !== undefined) {
       const u16list = (v: readonly number[]): Buffer => {
         const b = Buffer.alloc(2 + v.length * 2);
         b.writeUInt16BE(v.length * 2, 0);
@@ -128,14 +136,16 @@ export class PskClient {
         return b;
       };
       const u8list = (v: readonly number[]): Buffer => Buffer.from([v.length, ...v]);
-      const add = (type: number, v: readonly number[] | null | undefined, dflt: readonly number[], enc: (v: readonly number[]) => Buffer): void => {
-        if (v !== null) exts.push({ type, data: enc(v ?? dflt) });
+      const add = (type: number, v: readonly number[] | null | undefined, dflt: readonly number[] | null, enc: (v: readonly number[]) => Buffer): void => {
+        const list = v === undefined ? dflt : v;
+        if (list !== null) exts.push({ type, data: enc(list) });
       };
+      const certTypes = o.rpk !== undefined ? [CertificateType.rawPublicKey] : null;
       add(ExtensionType.supportedGroups, o.groups, [NamedGroup.secp256r1], u16list);
       add(ExtensionType.ecPointFormats, o.pointFormats, [0], u8list);
       add(ExtensionType.signatureAlgorithms, o.signatureAlgorithms, [ECDSA_SHA256], u16list);
-      add(ExtensionType.clientCertificateType, o.clientCertificateTypes, [CertificateType.rawPublicKey], u8list);
-      add(ExtensionType.serverCertificateType, o.serverCertificateTypes, [CertificateType.rawPublicKey], u8list);
+      add(ExtensionType.clientCertificateType, o.clientCertificateTypes, certTypes, u8list);
+      add(ExtensionType.serverCertificateType, o.serverCertificateTypes, certTypes, u8list);
     }
     exts.push(...(this.options.extraExtensions ?? []));
     return {
@@ -223,7 +233,13 @@ export class PskClient {
         return [];
       }
       case HandshakeType.certificate:
-        this.serverSpki = parseRawPublicKeyCertificate(m.body);
+        if (this.negotiatedType(ExtensionType.serverCertificateType) === CertificateType.x509) {
+          this.serverChain = parseCertificateList(m.body)?.map((c) => Buffer.from(c));
+          const leaf = this.serverChain?.[0];
+          this.serverSpki = leaf === undefined ? undefined : new X509Certificate(leaf).publicKey.export({ format: 'der', type: 'spki' });
+        } else {
+          this.serverSpki = parseRawPublicKeyCertificate(m.body);
+        }
         this.transcript.push(full);
         return [];
       case HandshakeType.serverKeyExchange:
@@ -260,6 +276,11 @@ export class PskClient {
 
   private serverRandom = Buffer.alloc(32);
 
+  /** The certificate type the ServerHello chose (RFC 7250: an absent extension means X.509). */
+  negotiatedType(ext: number): number {
+    return findExtension(this.serverExtensions, ext)?.data[0] ?? CertificateType.x509;
+  }
+
   get serverRandomBytes(): Buffer {
     return this.serverRandom;
   }
@@ -274,8 +295,11 @@ export class PskClient {
     };
     let pms: Buffer;
     if (suite.keyExchange === 'ecdhe_ecdsa') {
-      const rpk = this.options.rpk!;
-      if (this.certificateRequest) push(HandshakeType.certificate, this.options.noCertificate ? Buffer.alloc(3) : serializeRawPublicKeyCertificate(rpk.publicKey));
+      const x509 = this.negotiatedType(ExtensionType.clientCertificateType) === CertificateType.x509;
+      if (this.certificateRequest) {
+        push(HandshakeType.certificate, this.options.noCertificate ? Buffer.alloc(3)
+          : x509 ? serializeCertificateList(this.options.x509!.chain) : serializeRawPublicKeyCertificate(this.options.rpk!.publicKey));
+      }
       const ecdh = new EphemeralEcdh();
       push(HandshakeType.clientKeyExchange, serializeEcdhClientKeyExchange(this.options.ecdhPoint ?? ecdh.publicPoint));
       pms = ecdh.sharedSecret(this.serverKeyExchange!.publicPoint) ?? Buffer.alloc(32);
@@ -288,7 +312,8 @@ export class PskClient {
     this.writeProt = createProtection(suite, kb.client);
     this.pendingRead = createProtection(suite, kb.server);
     if (suite.keyExchange === 'ecdhe_ecdsa' && this.certificateRequest && !this.options.noCertificate) {
-      const sig = ecdsaSign(this.options.signWith ?? this.options.rpk!.privateKey, ...this.transcript);
+      const own = this.negotiatedType(ExtensionType.clientCertificateType) === CertificateType.x509 ? this.options.x509!.privateKey : this.options.rpk!.privateKey;
+      const sig = ecdsaSign(this.options.signWith ?? own, ...this.transcript);
       if (this.options.badCertificateVerify) sig[sig.length - 1]! ^= 0x01;
       push(HandshakeType.certificateVerify, serializeCertificateVerify({ signatureAlgorithm: ECDSA_SHA256, signature: sig }));
     }
