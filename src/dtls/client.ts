@@ -1,14 +1,23 @@
 /**
- * `DtlsClientEndpoint`: the CLIENT side of DTLS 1.2 (RFC 6347) with pre-shared keys (RFC 4279),
- * as a `CoapEndpoint` (src/coap/endpoint.ts) over its own datagram socket. It is what a device
+ * `DtlsClientEndpoint`: the CLIENT side of DTLS 1.2 (RFC 6347) with pre-shared keys (RFC 4279)
+ * or ECDHE_ECDSA with raw public keys both ways (RFC 8422, RFC 7250), as a `CoapEndpoint` (src/coap/endpoint.ts) over its own datagram socket. It is what a device
  * (the simulator) uses to reach a `coaps://` server; a CoapNode runs over it unchanged:
  *
  * - the first `send()` to a peer starts a handshake with it: ClientHello, the cookie exchange
  *   (HelloVerifyRequest → ClientHello with the cookie), ServerHello … ServerHelloDone, then
  *   ClientKeyExchange (our PSK identity), ChangeCipherSpec, Finished; the server's
  *   ChangeCipherSpec + Finished complete it. We offer the extended master secret (RFC 7627) and
- *   the empty renegotiation_info (RFC 5746); the cipher suite is TLS_PSK_WITH_AES_128_CCM_8
- *   unless `cipherSuites` says otherwise (PSK suites only);
+ *   the empty renegotiation_info (RFC 5746). Default suites: TLS_PSK_WITH_AES_128_CCM_8 with
+ *   `psk`, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 with `rpk` (both with both);
+ * - ECDHE_ECDSA (`rpk`: our P-256 key pair, optionally the server's expected public key): the
+ *   ClientHello also carries supported_groups, ec_point_formats, signature_algorithms and
+ *   client/server_certificate_type = RawPublicKey. Flight 4 must be ServerHello (RawPublicKey
+ *   for both certificate types, else unsupported_certificate), Certificate (the server's SPKI:
+ *   not P-256, or not `serverPublicKey` when given → bad_certificate), ServerKeyExchange (P-256
+ *   point signed with ECDSA-SHA256 by that key, else decrypt_error), CertificateRequest
+ *   (optional), ServerHelloDone. Flight 5 is Certificate (our SPKI, when requested),
+ *   ClientKeyExchange (our ephemeral point), CertificateVerify (ECDSA-SHA256 over the
+ *   transcript with our private key, when requested), ChangeCipherSpec, Finished;
  * - our flights are retransmitted on the RFC 6347 §4.2.4 timer (1 s doubling up to 60 s by
  *   default) and at once when the server repeats its previous flight (rate-limited); the whole
  *   handshake is abandoned after `handshakeTimeoutMs`;
@@ -18,34 +27,44 @@
  *   `DtlsHandshakeError`, with the alert when the server sent one). A failed handshake leaves no
  *   state: the next send to that peer starts a new one. Nothing is emitted as 'error' for it;
  * - records from the server are decrypted and emitted as `message` with the server's address and
- *   `peer.identity = { type: 'psk', identity }` (the identity both sides proved to share);
+ *   `peer.identity = { type: 'psk', identity }` (the identity both sides proved to share) or
+ *   `{ type: 'rpk', publicKey }` (the SPKI DER of the key the server proved it holds);
  * - a close_notify from the server ends the session (the next send starts a new handshake);
  *   `close()` sends close_notify on every session, then closes the socket.
  *
  * Records that fail authentication, replays, unknown epochs and malformed input are dropped
- * silently (RFC 6347 §4.1.2.7). Not implemented: session resumption, Connection IDs, raw public
- * keys and certificates (ECDHE_ECDSA).
+ * silently (RFC 6347 §4.1.2.7). Not implemented: session resumption, Connection IDs, X.509
+ * certificates.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isIPv6, type AddressInfo } from 'node:net';
-import type { CoapEndpoint, CoapEndpointEvents, PeerInfo, SendCallback } from '../coap/endpoint.js';
+import type { CoapEndpoint, CoapEndpointEvents, PeerIdentity, PeerInfo, SendCallback } from '../coap/endpoint.js';
 import { UdpEndpoint, type UdpEndpointOptions } from '../coap/udp-endpoint.js';
 import { alertName, isChangeCipherSpec, isCloseNotify, isFatal, parseAlert, serializeAlert } from './alert.js';
-import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, ExtensionType, HandshakeType, MAX_PLAINTEXT_LENGTH, MAX_SEQUENCE_NUMBER } from './constants.js';
+import {
+  AlertDescription, AlertLevel, ClientCertificateTypeEcdsaSign, ContentType, DTLS_1_2, ECDSA_SHA256, ExtensionType, HandshakeType,
+  MAX_PLAINTEXT_LENGTH, MAX_SEQUENCE_NUMBER, NamedGroup,
+} from './constants.js';
+import { checkServerCertificateTypes, ecdheHelloExtensions, resolveClientRpk, type DtlsClientRpk, type ResolvedRpk } from './client-rpk.js';
+import { ecdsaSign, ecdsaVerify, EphemeralEcdh, parseP256Spki } from './ecc.js';
 import type { DatagramTransport } from './endpoint.js';
 import { DEFAULT_RETRANSMIT, Flight, RetransmitTimer, type FlightEntry, type RecordWriter, type RetransmitOptions } from './flight.js';
 import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from './handshake.js';
 import {
-  EMPTY_RENEGOTIATION_INFO, findExtension, parseFinished, parseHelloVerifyRequest, parsePskServerKeyExchange, parseRenegotiationInfo,
-  parseServerHello, serializeClientHello, serializePskClientKeyExchange, type Extension,
+  EMPTY_RENEGOTIATION_INFO, findExtension, parseCertificateRequest, parseEcdheServerKeyExchange, parseFinished, parseHelloVerifyRequest,
+  parsePskServerKeyExchange, parseRawPublicKeyCertificate, parseRenegotiationInfo, parseServerHello, serializeCertificateVerify,
+  serializeClientHello, serializeEcdhClientKeyExchange, serializeEcdhParams, serializePskClientKeyExchange,
+  serializeRawPublicKeyCertificate, type Extension,
 } from './messages.js';
 import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from './prf.js';
 import { createProtection, type RecordProtection } from './protection.js';
 import { HandshakeReassembler } from './reassembly.js';
 import { parseDatagram, serializeRecord, type DtlsRecord } from './record.js';
 import { ReplayWindow } from './replay.js';
-import { suiteById, suiteHex, TLS_PSK_WITH_AES_128_CCM_8, type CipherSuite } from './suites.js';
+import { suiteById, suiteHex, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CCM_8, type CipherSuite } from './suites.js';
+
+export type { DtlsClientRpk } from './client-rpk.js';
 import { SendTracker } from './send-tracker.js';
 
 export interface DtlsClientPsk {
@@ -55,8 +74,14 @@ export interface DtlsClientPsk {
 }
 
 export interface DtlsClientOptions {
-  readonly psk: DtlsClientPsk;
-  /** PSK cipher suite ids offered, in order of preference (default: TLS_PSK_WITH_AES_128_CCM_8 only). */
+  /** Pre-shared key: enables the PSK suites. At least one of `psk` and `rpk` is required. */
+  readonly psk?: DtlsClientPsk;
+  /** Raw public keys (ECDHE_ECDSA suites): our key pair and optionally the server's expected key. */
+  readonly rpk?: DtlsClientRpk;
+  /**
+   * Cipher suite ids offered, in order of preference (default: TLS_PSK_WITH_AES_128_CCM_8 with
+   * `psk`, then TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 with `rpk`). PSK suites need `psk`, ECDHE_ECDSA suites `rpk`.
+   */
   readonly cipherSuites?: readonly number[];
   /** Offer extended_master_secret (RFC 7627; default true). */
   readonly extendedMasterSecret?: boolean;
@@ -121,8 +146,8 @@ interface SessionHost {
 }
 
 interface ResolvedOptions {
-  readonly identity: Buffer;
-  readonly key: Buffer;
+  readonly psk: { readonly identity: Buffer; readonly key: Buffer } | undefined;
+  readonly rpk: ResolvedRpk | undefined;
   readonly suites: readonly CipherSuite[];
   readonly offerEms: boolean;
   readonly requireEms: boolean;
@@ -178,6 +203,13 @@ class ClientSession {
   private readonly timer: RetransmitTimer;
   private deadline: NodeJS.Timeout | undefined;
   private queue: Queued[] = [];
+  /** ECDHE_ECDSA: the server's long-term key (its Certificate), its ephemeral point, whether it asked for our key. */
+  private serverKey: KeyObject | undefined;
+  private serverSpki: Buffer | undefined;
+  private serverPoint: Buffer | undefined;
+  private certificateRequested = false;
+  /** Who the server proved to be (set when established). */
+  peerIdentity: PeerIdentity | undefined;
 
   constructor(readonly peer: DtlsPeer, private readonly host: SessionHost) {
     this.window = new ReplayWindow(host.opts.replayWindow);
@@ -193,7 +225,8 @@ class ClientSession {
     this.deadline = setTimeout(() => {
       this.deadline = undefined;
       // A server that cannot authenticate our Finished (another key for our identity) drops it silently: only the timer tells.
-      const hint = this.state === 'key_exchange' ? ' waiting for the server Finished (wrong PSK key?)' : '';
+      const hint = this.state === 'key_exchange' && this.suite?.keyExchange === 'psk' ? ' waiting for the server Finished (wrong PSK key?)'
+        : this.state === 'key_exchange' ? ' waiting for the server Finished' : '';
       this.fail(new DtlsHandshakeError(`DTLS handshake with ${formatDtlsPeer(this.peer)} timed out after ${this.host.opts.handshakeTimeoutMs} ms${hint}`, this.peer));
     }, this.host.opts.handshakeTimeoutMs);
     this.deadline.unref();
@@ -275,6 +308,7 @@ class ClientSession {
     const exts: Extension[] = [];
     if (this.host.opts.offerEms) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
     exts.push({ type: ExtensionType.renegotiationInfo, data: EMPTY_RENEGOTIATION_INFO });
+    if (this.host.opts.suites.some((s) => s.keyExchange === 'ecdhe_ecdsa')) exts.push(...ecdheHelloExtensions());
     return exts;
   }
 
@@ -378,7 +412,7 @@ class ClientSession {
 
   private refuse(description: number, detail: string): void {
     this.sendAlert(AlertLevel.fatal, description);
-    this.fail(new DtlsHandshakeError(`DTLS handshake with ${formatDtlsPeer(this.peer)} failed: ${detail}`, this.peer, { description, by: 'client' }));
+    this.fail(new DtlsHandshakeError(`DTLS handshake with ${formatDtlsPeer(this.peer)} failed: ${detail} (we sent alert ${alertName(description)})`, this.peer, { description, by: 'client' }));
   }
 
   private onMessage(m: HandshakeMessage): void {
@@ -396,14 +430,22 @@ class ClientSession {
         }
         case HandshakeType.serverHello:
           return this.onServerHello(m.body, full);
+        case HandshakeType.certificate:
+          return this.onServerCertificate(m.body, full);
         case HandshakeType.serverKeyExchange:
+          if (this.suite?.keyExchange === 'ecdhe_ecdsa') return this.onEcdheServerKeyExchange(m.body, full);
           if (this.serverRandom === undefined || parsePskServerKeyExchange(m.body) === undefined) {
             return this.refuse(AlertDescription.unexpectedMessage, 'unexpected ServerKeyExchange');
           }
           this.transcript.push(full); // the identity hint is not used: we have one identity
           return;
+        case HandshakeType.certificateRequest:
+          return this.onCertificateRequest(m.body, full);
         case HandshakeType.serverHelloDone:
           if (this.serverRandom === undefined || m.body.length !== 0) return this.refuse(AlertDescription.unexpectedMessage, 'unexpected ServerHelloDone');
+          if (this.suite?.keyExchange === 'ecdhe_ecdsa' && this.serverPoint === undefined) {
+            return this.refuse(AlertDescription.unexpectedMessage, 'ServerHelloDone before the server Certificate and ServerKeyExchange');
+          }
           this.transcript.push(full);
           return this.keyExchange();
         default:
@@ -438,29 +480,102 @@ class ClientSession {
     }
     this.ems = findExtension(sh.extensions, ExtensionType.extendedMasterSecret) !== undefined;
     if (!this.ems && this.host.opts.requireEms) return this.refuse(AlertDescription.handshakeFailure, 'the server does not support the extended master secret');
+    if (suite.keyExchange === 'ecdhe_ecdsa') {
+      const bad = checkServerCertificateTypes(sh.extensions);
+      if (bad !== undefined) return this.refuse(AlertDescription.unsupportedCertificate, bad);
+    }
     this.suite = suite;
     this.serverRandom = Buffer.from(sh.random);
     this.transcript.push(full);
   }
 
-  /** Flight 5: ClientKeyExchange, ChangeCipherSpec, Finished. */
+  /** ECDHE_ECDSA: the server's raw public key; checked against the expected one (LwM2M /0/x/4) when configured. */
+  private onServerCertificate(body: Buffer, full: Buffer): void {
+    if (this.suite?.keyExchange !== 'ecdhe_ecdsa' || this.serverSpki !== undefined) return this.refuse(AlertDescription.unexpectedMessage, 'unexpected Certificate');
+    const der = parseRawPublicKeyCertificate(body);
+    if (der === undefined) return this.refuse(AlertDescription.decodeError, 'malformed server Certificate');
+    const parsed = der.length > 0 ? parseP256Spki(der) : undefined;
+    if (parsed === undefined) return this.refuse(AlertDescription.badCertificate, 'the server raw public key is not a P-256 SubjectPublicKeyInfo');
+    const expected = this.host.opts.rpk?.serverSpki;
+    if (expected !== undefined && !expected.equals(parsed.spki)) {
+      return this.refuse(AlertDescription.badCertificate, 'the server presented a raw public key other than the expected one (serverPublicKey, /0/x/4)');
+    }
+    this.serverSpki = parsed.spki;
+    this.serverKey = parsed.key;
+    this.transcript.push(full);
+  }
+
+  /** ECDHE_ECDSA: the server's ephemeral point, signed with the key of its Certificate. */
+  private onEcdheServerKeyExchange(body: Buffer, full: Buffer): void {
+    if (this.serverKey === undefined || this.serverPoint !== undefined) return this.refuse(AlertDescription.unexpectedMessage, 'unexpected ServerKeyExchange');
+    const ske = parseEcdheServerKeyExchange(body);
+    if (ske === undefined) return this.refuse(AlertDescription.decodeError, 'malformed ServerKeyExchange');
+    if (ske.namedCurve !== NamedGroup.secp256r1) return this.refuse(AlertDescription.illegalParameter, `the server chose curve ${ske.namedCurve}, not secp256r1`);
+    if (ske.signatureAlgorithm !== ECDSA_SHA256) {
+      return this.refuse(AlertDescription.illegalParameter, `ServerKeyExchange signed with algorithm 0x${ske.signatureAlgorithm.toString(16)}`);
+    }
+    const params = serializeEcdhParams(ske.namedCurve, ske.publicPoint);
+    if (!ecdsaVerify(this.serverKey, ske.signature, this.random, this.serverRandom!, params)) {
+      return this.refuse(AlertDescription.decryptError, 'the ServerKeyExchange signature does not verify with the server raw public key');
+    }
+    this.serverPoint = Buffer.from(ske.publicPoint);
+    this.transcript.push(full);
+  }
+
+  /** ECDHE_ECDSA: the server wants our raw public key (LwM2M servers always do). */
+  private onCertificateRequest(body: Buffer, full: Buffer): void {
+    if (this.serverPoint === undefined || this.certificateRequested) return this.refuse(AlertDescription.unexpectedMessage, 'unexpected CertificateRequest');
+    const cr = parseCertificateRequest(body);
+    if (cr === undefined) return this.refuse(AlertDescription.decodeError, 'malformed CertificateRequest');
+    if (!cr.certificateTypes.includes(ClientCertificateTypeEcdsaSign) || !cr.signatureAlgorithms.includes(ECDSA_SHA256)) {
+      return this.refuse(AlertDescription.handshakeFailure, 'the server does not accept an ecdsa_secp256r1_sha256 client key');
+    }
+    this.certificateRequested = true;
+    this.transcript.push(full);
+  }
+
+  /**
+   * Flight 5: ClientKeyExchange, ChangeCipherSpec, Finished; with ECDHE_ECDSA and a
+   * CertificateRequest, Certificate first and CertificateVerify after the ClientKeyExchange.
+   */
   private keyExchange(): void {
     const suite = this.suite!;
     const opts = this.host.opts;
-    const cke = serializePskClientKeyExchange(opts.identity);
-    const ckeSeq = this.messageSeq++;
-    this.transcript.push(fullMessage(HandshakeType.clientKeyExchange, ckeSeq, cke));
-    const pms = pskPremasterSecret(opts.key);
+    const entries: FlightEntry[] = [];
+    const push = (msgType: number, body: Buffer): void => {
+      const messageSeq = this.messageSeq++;
+      this.transcript.push(fullMessage(msgType, messageSeq, body));
+      entries.push({ kind: 'handshake', epoch: 0, msgType, messageSeq, body });
+    };
+    let pms: Buffer;
+    if (suite.keyExchange === 'ecdhe_ecdsa') {
+      const rpk = opts.rpk!;
+      const ecdh = new EphemeralEcdh();
+      const shared = ecdh.sharedSecret(this.serverPoint!);
+      if (shared === undefined) return this.refuse(AlertDescription.illegalParameter, 'the server ECDH point is not an uncompressed P-256 point');
+      if (this.certificateRequested) push(HandshakeType.certificate, serializeRawPublicKeyCertificate(rpk.spki));
+      push(HandshakeType.clientKeyExchange, serializeEcdhClientKeyExchange(ecdh.publicPoint));
+      pms = shared;
+    } else {
+      push(HandshakeType.clientKeyExchange, serializePskClientKeyExchange(opts.psk!.identity));
+      pms = pskPremasterSecret(opts.psk!.key);
+    }
+    // RFC 7627 §4: the session hash runs up to and including the ClientKeyExchange.
     this.master = this.ems ? extendedMasterSecret(pms, sha256(...this.transcript)) : masterSecret(pms, this.random, this.serverRandom!);
+    pms.fill(0);
     const kb = keyBlock(this.master, this.random, this.serverRandom!, suite);
     this.writeProtection = createProtection(suite, kb.client);
     this.pendingRead = createProtection(suite, kb.server);
+    if (suite.keyExchange === 'ecdhe_ecdsa' && this.certificateRequested) {
+      const signature = ecdsaSign(opts.rpk!.privateKey, ...this.transcript);
+      push(HandshakeType.certificateVerify, serializeCertificateVerify({ signatureAlgorithm: ECDSA_SHA256, signature }));
+    }
     const finished = verifyData(this.master, 'client', sha256(...this.transcript));
     const finSeq = this.messageSeq++;
     this.transcript.push(fullMessage(HandshakeType.finished, finSeq, finished));
     this.state = 'key_exchange';
     this.newFlight([
-      { kind: 'handshake', epoch: 0, msgType: HandshakeType.clientKeyExchange, messageSeq: ckeSeq, body: cke },
+      ...entries,
       { kind: 'ccs', epoch: 0 },
       { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: finSeq, body: finished },
     ], 5);
@@ -468,6 +583,11 @@ class ClientSession {
 
   private establish(): void {
     this.state = 'established';
+    this.peerIdentity = this.suite!.keyExchange === 'psk'
+      ? { type: 'psk', identity: Buffer.from(this.host.opts.psk!.identity) }
+      : { type: 'rpk', publicKey: Buffer.from(this.serverSpki!) };
+    this.serverKey = undefined;
+    this.serverPoint = undefined;
     this.timer.stop();
     if (this.deadline) clearTimeout(this.deadline);
     this.deadline = undefined;
@@ -522,23 +642,34 @@ class ClientSession {
     this.flight = undefined;
     this.transcript = [];
     this.master = undefined;
+    this.serverKey = undefined;
+    this.serverPoint = undefined;
     this.writeProtection = undefined;
     this.readProtection = undefined;
     this.pendingRead = undefined;
   }
 }
 
-function resolveOptions(opts: DtlsClientOptions): ResolvedOptions {
-  if (!opts.psk || opts.psk.identity === undefined || opts.psk.key === undefined) throw new TypeError('psk: { identity, key } is required');
-  const identity = typeof opts.psk.identity === 'string' ? Buffer.from(opts.psk.identity, 'utf8') : Buffer.from(opts.psk.identity);
-  const key = Buffer.from(opts.psk.key);
+function resolvePsk(psk: DtlsClientPsk): { identity: Buffer; key: Buffer } {
+  if (psk.identity === undefined || psk.key === undefined) throw new TypeError('psk: { identity, key } is required');
+  const identity = typeof psk.identity === 'string' ? Buffer.from(psk.identity, 'utf8') : Buffer.from(psk.identity);
+  const key = Buffer.from(psk.key);
   if (identity.length === 0 || identity.length > 0xffff) throw new RangeError('PSK identity: 1..65535 bytes');
   if (key.length === 0 || key.length > 0xffff) throw new RangeError('PSK key: 1..65535 bytes');
-  const ids = opts.cipherSuites ?? [TLS_PSK_WITH_AES_128_CCM_8.id];
+  return { identity, key };
+}
+
+function resolveOptions(opts: DtlsClientOptions): ResolvedOptions {
+  if (!opts.psk && !opts.rpk) throw new TypeError('psk: { identity, key } or rpk: { publicKey, privateKey } is required');
+  const psk = opts.psk ? resolvePsk(opts.psk) : undefined;
+  const rpk = opts.rpk ? resolveClientRpk(opts.rpk) : undefined;
+  const ids = opts.cipherSuites ?? [...(psk ? [TLS_PSK_WITH_AES_128_CCM_8.id] : []), ...(rpk ? [TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8.id] : [])];
   if (ids.length === 0) throw new RangeError('no cipher suites offered');
   const suites = ids.map((id) => {
     const s = suiteById(id);
-    if (s === undefined || s.keyExchange !== 'psk') throw new RangeError(`cipher suite ${suiteHex(id)} is not a PSK suite this client implements`);
+    if (s === undefined) throw new RangeError(`cipher suite ${suiteHex(id)} is not one this client implements`);
+    if (s.keyExchange === 'psk' && !psk) throw new RangeError(`cipher suite ${s.name} needs psk`);
+    if (s.keyExchange === 'ecdhe_ecdsa' && !rpk) throw new RangeError(`cipher suite ${s.name} needs rpk`);
     return s;
   });
   const retransmit = { ...DEFAULT_RETRANSMIT, ...opts.retransmit };
@@ -550,7 +681,7 @@ function resolveOptions(opts: DtlsClientOptions): ResolvedOptions {
   const maxQueued = opts.maxQueued ?? 32;
   if (!(Number.isInteger(maxQueued) && maxQueued >= 1)) throw new RangeError('maxQueued must be a positive integer');
   return {
-    identity, key, suites,
+    psk, rpk, suites,
     offerEms: opts.extendedMasterSecret ?? true,
     requireEms: opts.requireExtendedMasterSecret ?? false,
     retransmit, handshakeTimeoutMs, maxDatagram, maxQueued,
@@ -572,7 +703,6 @@ export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> impleme
   private readonly sessions = new Map<string, ClientSession>();
   private readonly host: SessionHost;
   private readonly onDiagnostic: DtlsClientOptions['onDiagnostic'];
-  private readonly peerIdentity: Buffer;
   private closing: Promise<void> | undefined;
   /** Sends in flight, so close() lets the last records leave first. */
   private readonly sends: SendTracker;
@@ -581,7 +711,6 @@ export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> impleme
     super();
     this.sends = new SendTracker(transport);
     this.opts = resolveOptions(options);
-    this.peerIdentity = this.opts.identity;
     this.onDiagnostic = options.onDiagnostic;
     this.type = transport.type;
     this.host = {
@@ -593,7 +722,7 @@ export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> impleme
           family: session.peer.family,
           port: session.peer.port,
           size: plaintext.length,
-          identity: { type: 'psk', identity: Buffer.from(this.peerIdentity) },
+          identity: session.peerIdentity!,
         };
         this.emit('message', plaintext, peer);
       },
@@ -633,9 +762,20 @@ export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> impleme
     return new DtlsClientEndpoint(udp, opts);
   }
 
-  /** The PSK identity this endpoint authenticates with. */
-  get identity(): Buffer {
-    return Buffer.from(this.opts.identity);
+  /** The PSK identity this endpoint authenticates with (undefined without `psk`). */
+  get identity(): Buffer | undefined {
+    return this.opts.psk ? Buffer.from(this.opts.psk.identity) : undefined;
+  }
+
+  /** Our raw public key, SubjectPublicKeyInfo DER (undefined without `rpk`). */
+  get publicKey(): Buffer | undefined {
+    return this.opts.rpk ? Buffer.from(this.opts.rpk.spki) : undefined;
+  }
+
+  /** How the server of the established session with (address, port) authenticated (its PSK identity or raw public key). */
+  sessionPeerIdentity(address: string, port: number): PeerIdentity | undefined {
+    const s = this.sessions.get(peerKeyOf(address, port));
+    return s?.established ? s.peerIdentity : undefined;
   }
 
   /** Where the session with (address, port) stands; undefined when there is none. */

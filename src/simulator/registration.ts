@@ -7,9 +7,10 @@
  * The account (`findRegistrationAccount`): the first non-bootstrap Security instance (lowest
  * instance ID) that has an SSID and a Server instance with the same SSID — or the one with
  * `shortServerId`. Its Server URI (`/0/x/0`) is `coap://`, or `coaps://` with security mode PSK
- * (`/0/x/2` = 0, identity `/0/x/3`, key `/0/x/5`): the messages to that server then go over a
- * DTLS session (the host's `secure`, transport.ts) kept while the credentials stay the same. RPK
- * and certificate modes → `DtlsNotSupportedError` (not implemented by the simulator yet).
+ * (`/0/x/2` = 0, identity `/0/x/3`, key `/0/x/5`) or RPK (1: own SPKI `/0/x/3`, PKCS#8 private
+ * key `/0/x/5`, the server's SPKI `/0/x/4`): the messages to that server then go over a DTLS
+ * session (the host's `secure`, transport.ts) kept while the credentials stay the same.
+ * Certificate modes → `DtlsNotSupportedError` (not implemented by the simulator yet).
  *
  * Register (§2): `POST /rd?ep=…&lt=…&lwm2m=…&b=…[&Q]`, Content-Format 40, the object list:
  *  - `lt` = `/1/x/1` (or the `lifetime` option, until the server writes `/1/x/1`; 86400 when
@@ -46,7 +47,7 @@ import { boolOf, intOf, stringOf, type DeviceModel } from './device-model.js';
 import { announcedFormats } from './dm.js';
 import type { RegistrationOperation, RegistrationReport, RegistrationTrigger } from './report.js';
 import { resolveTarget, samePeer, type Target } from './target.js';
-import { pskCredentialsOf, type PskCredentials } from './transport.js';
+import { dtlsCredentialsOf, type DtlsCredentials } from './transport.js';
 
 export { DtlsNotSupportedError } from './target.js';
 
@@ -159,7 +160,7 @@ export interface RegistrationHost {
   /** Every Register/Update/De-register, when answered (or failed). */
   report(r: RegistrationReport): void;
   /** Messages to `target` go over DTLS with these credentials from now on (coaps://). */
-  secure(target: Target, psk: PskCredentials): Promise<void>;
+  secure(target: Target, credentials: DtlsCredentials): Promise<void>;
   /** Messages to `target` go plain (coap://). */
   plain(target: Target): Promise<void>;
 }
@@ -376,9 +377,9 @@ export class RegistrationClient {
     const account = findRegistrationAccount(model, this.opts.shortServerId);
     const what = `LwM2M server (SSID ${account.shortServerId})`;
     // Credentials first: an unusable coaps:// account fails before any name lookup.
-    const psk = /^coaps:/i.test(account.uri) ? pskCredentialsOf(model.get(0, account.securityInstance), account.uri, what) : undefined;
+    const creds = /^coaps:/i.test(account.uri) ? dtlsCredentialsOf(model.get(0, account.securityInstance), account.uri, what) : undefined;
     const target = await resolveTarget(account.uri, this.host.node.endpoint.type, what);
-    if (target.secure && psk) await this.host.secure(target, psk);
+    if (target.secure && creds) await this.host.secure(target, creds);
     else await this.host.plain(target);
     const a: Active = { ...account, target };
     const p = this.params(account);

@@ -37,12 +37,12 @@
  * only recorded (`executions`). `setValue` changes a resource as the device itself would (for
  * tests and demos) and notifies observers. `close()` De-registers first (bounded wait).
  *
- * DTLS (transport.ts): a `coaps://` bootstrap server is reached over DTLS with the PSK of the
- * BS account (`bootstrapPsk` at start: the device's enrolled bootstrap credentials, kept in
- * /0/0/2,3,5), a `coaps://` LwM2M server with the PSK its Security instance was given (hand-off
- * with mode psk). Each such server gets its own DTLS socket and session; the node above sees one
- * endpoint, so everything else is the same over coap:// and coaps://. RPK and certificate modes
- * are refused with `DtlsNotSupportedError`.
+ * DTLS (transport.ts): a `coaps://` bootstrap server is reached over DTLS with the credentials
+ * of the BS account (`bootstrapPsk` or `bootstrapRpk` at start: the device's enrolled bootstrap
+ * credentials, kept in /0/0/2..5), a `coaps://` LwM2M server with the PSK or raw public keys its
+ * Security instance was given (hand-off with mode psk or rpk). Each such server gets its own
+ * DTLS socket and session; the node above sees one endpoint, so everything else is the same
+ * over coap:// and coaps://. Certificate modes are refused with `DtlsNotSupportedError`.
  */
 import type { AddressInfo } from 'node:net';
 import { CoapNode, CoapRequestError, type CoapIncomingRequest, type CoapResponder, type TransmissionParams } from '../coap/coap-node.js';
@@ -69,7 +69,8 @@ import {
   extractAccounts, type BootstrapOutcome, type BootstrapReport, type RegistrationReport, type SimEvent, type SimOperation, type SimRequestLog,
 } from './report.js';
 import { resolveTarget, type ServerTarget, type Target } from './target.js';
-import { pskCredentialsOf, SimTransport, type SimDtlsOptions } from './transport.js';
+import { resolveClientRpk } from '../dtls/client-rpk.js';
+import { dtlsCredentialsOf, SimTransport, type SimDtlsOptions } from './transport.js';
 
 export type { ServerTarget } from './target.js';
 
@@ -141,6 +142,13 @@ export interface SimulatorOptions {
    * PSK), used for a `coaps://` bootstrap server. Text identities are sent as UTF-8.
    */
   readonly bootstrapPsk?: { readonly identity: Uint8Array | string; readonly key: Uint8Array };
+  /**
+   * The device's enrolled bootstrap credentials as raw public keys (not with `bootstrapPsk`):
+   * written to the BS account /0/0 (mode RPK: /0/0/3 `publicKey` SPKI DER, /0/0/5 `privateKey`
+   * PKCS#8 DER, /0/0/4 `serverPublicKey` SPKI DER when given - the bootstrap server's key,
+   * checked in the handshake), used for a `coaps://` bootstrap server.
+   */
+  readonly bootstrapRpk?: { readonly publicKey: Uint8Array; readonly privateKey: Uint8Array; readonly serverPublicKey?: Uint8Array };
   /** DTLS timers and suites for coaps:// servers (tests use short timers). */
   readonly dtls?: SimDtlsOptions;
 }
@@ -302,7 +310,7 @@ export class DeviceSimulator {
         this.registrationLog.push(r);
         this.emit({ kind: 'registration', report: r });
       },
-      secure: (target, psk) => this.transport.secureRoute(target, psk),
+      secure: (target, creds) => this.transport.secureRoute(target, creds),
       plain: (target) => this.transport.plainRoute(target),
     });
     this.obs = new Observations({
@@ -353,6 +361,14 @@ export class DeviceSimulator {
       if (!(key instanceof Uint8Array) || key.length === 0 || key.length > 0xffff) throw new RangeError('bootstrapPsk.key: 1..65535 bytes');
       bsPsk = { identity: Uint8Array.from(id), key: Uint8Array.from(key) };
     }
+    let bsRpk: { publicKey: Uint8Array; privateKey: Uint8Array; serverPublicKey: Uint8Array } | undefined;
+    if (opts.bootstrapRpk !== undefined) {
+      if (bsPsk) throw new RangeError('give bootstrapPsk or bootstrapRpk, not both');
+      const { publicKey, privateKey, serverPublicKey } = opts.bootstrapRpk;
+      // Checked here (parse, P-256, halves belong together) so a bad key fails at start, not at the handshake.
+      resolveClientRpk({ publicKey, privateKey, ...(serverPublicKey ? { serverPublicKey } : {}) });
+      bsRpk = { publicKey: Uint8Array.from(publicKey), privateKey: Uint8Array.from(privateKey), serverPublicKey: Uint8Array.from(serverPublicKey ?? []) };
+    }
     const shared = await sharedRegistry();
     const registry = opts.objectModels && opts.objectModels.length > 0 ? new ObjectRegistry().addAll(shared.all()).addAll(opts.objectModels) : shared;
     const extraObjects = [...(opts.extraObjects ?? []), ...(opts.objectModels ?? []).map((m) => m.id)];
@@ -365,14 +381,14 @@ export class DeviceSimulator {
       resourceFormats: opts.resourceFormats ?? DEFAULT_RESOURCE_FORMATS[version],
       ...(extraObjects.length > 0 ? { extraObjects } : {}),
     });
-    // Initial state: the BS account at /0/0 (nosec, or PSK with bootstrapPsk) and the Device instance /3/0.
+    // Initial state: the BS account at /0/0 (nosec, PSK with bootstrapPsk, RPK with bootstrapRpk) and the Device instance /3/0.
     model.set(0, N.instance(0, [
       N.resource(0, V.string(opts.bootstrapUri ?? '')),
       N.resource(1, V.boolean(true)),
-      N.resource(2, V.integer(bsPsk ? 0 : 3)),
-      N.resource(3, V.opaque(bsPsk ? bsPsk.identity : new Uint8Array(0))),
-      N.resource(4, V.opaque(new Uint8Array(0))),
-      N.resource(5, V.opaque(bsPsk ? bsPsk.key : new Uint8Array(0))),
+      N.resource(2, V.integer(bsPsk ? 0 : bsRpk ? 1 : 3)),
+      N.resource(3, V.opaque(bsPsk ? bsPsk.identity : bsRpk ? bsRpk.publicKey : new Uint8Array(0))),
+      N.resource(4, V.opaque(bsRpk ? bsRpk.serverPublicKey : new Uint8Array(0))),
+      N.resource(5, V.opaque(bsPsk ? bsPsk.key : bsRpk ? bsRpk.privateKey : new Uint8Array(0))),
     ]));
     model.set(3, N.instance(0, [
       N.resource(0, V.string('lwbs')),
@@ -460,7 +476,7 @@ export class DeviceSimulator {
 
   /**
    * Resolves the server while no other bootstrap may start; the caller starts its session right
-   * after. A coaps:// server is reached over DTLS with the BS account's PSK (see `bootstrapPsk`).
+   * after. A coaps:// server is reached over DTLS with the BS account's PSK or raw public keys (see `bootstrapPsk`, `bootstrapRpk`).
    */
   private async reserve(server: ServerTarget): Promise<Target> {
     this.reserved = true;
@@ -469,12 +485,12 @@ export class DeviceSimulator {
       const bs = this.model.bootstrapAccount();
       const mode = intOf(bs, 2);
       if (coaps && (mode === undefined || mode === 3)) {
-        throw new Error(`the bootstrap server is ${server} (DTLS): the device needs its bootstrap PSK credentials (bootstrapPsk, or --psk-identity/--psk-key)`);
+        throw new Error(`the bootstrap server is ${server} (DTLS): the device needs its bootstrap PSK credentials (bootstrapPsk, or --psk-identity/--psk-key) or raw public keys (bootstrapRpk, or --rpk-key)`);
       }
-      const psk = coaps ? pskCredentialsOf(bs, server, 'bootstrap server') : undefined;
+      const creds = coaps ? dtlsCredentialsOf(bs, server, 'bootstrap server') : undefined;
       const target = await resolveTarget(server, this.node.endpoint.type);
       if (this.closing) throw new Error('the simulator is closed');
-      if (target.secure && psk) await this.transport.secureRoute(target, psk);
+      if (target.secure && creds) await this.transport.secureRoute(target, creds);
       else await this.transport.plainRoute(target);
       if (this.closing) throw new Error('the simulator is closed');
       return target;
@@ -660,7 +676,7 @@ export class DeviceSimulator {
    * keeps the registration up (see registration.ts). Resolves with the report: `outcome`
    * `success` with `code` 2.01 and `location`, or `rejected` (the server's code and
    * diagnostic), `timeout`, `error`. Rejects for misuse: no usable account (bootstrap first), a
-   * `coaps://` account without PSK credentials (RPK/certificate: `DtlsNotSupportedError`), a
+   * `coaps://` account without PSK or RPK credentials (certificate: `DtlsNotSupportedError`), a
    * bootstrap running, the simulator closed. Registering again while registered sends a new Register.
    */
   async register(opts: RegisterOptions = {}): Promise<RegistrationReport> {

@@ -2,7 +2,9 @@
  * The simulated device's transport: one `CoapEndpoint` for its CoapNode that sends plain CoAP
  * over the device's UDP socket, except to the servers it reaches over DTLS (`coaps://`): for
  * each of those a `DtlsClientEndpoint` (its own socket, as a device opens one per secure
- * server) with the credentials of that server's Security instance. Everything above - the
+ * server) with the credentials of that server's Security instance: PSK (mode 0) or raw public
+ * keys (mode 1: own SPKI in /0/x/3, own PKCS#8 private key in /0/x/5, the server's SPKI in
+ * /0/x/4, checked against what the server presents when not empty). Everything above - the
  * demux, the bootstrap and registration clients, observations - sees one endpoint: requests and
  * answers are routed by the server's (address, port), and what arrives on any socket comes out
  * of `message`, decrypted, with the server's address.
@@ -15,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { peerKey, type CoapEndpoint, type CoapEndpointEvents, type PeerAddress, type PeerInfo, type SendCallback } from '../coap/endpoint.js';
 import type { UdpEndpoint } from '../coap/udp-endpoint.js';
-import { DtlsClientEndpoint, type DtlsClientDiagnostic } from '../dtls/client.js';
+import { DtlsClientEndpoint, type DtlsClientDiagnostic, type DtlsClientOptions } from '../dtls/client.js';
 import type { RetransmitOptions } from '../dtls/flight.js';
 import type { ObjectInstance } from '../lwm2m/node.js';
 import { bytesOf, intOf } from './device-model.js';
@@ -25,6 +27,8 @@ import { DtlsNotSupportedError } from './target.js';
 export interface SimDtlsOptions {
   /** PSK cipher suites offered (default TLS_PSK_WITH_AES_128_CCM_8). */
   readonly cipherSuites?: readonly number[];
+  /** ECDHE_ECDSA cipher suites offered with raw public keys (default TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8). */
+  readonly rpkCipherSuites?: readonly number[];
   readonly retransmit?: Partial<RetransmitOptions>;
   /** Give up a handshake after this long (default 30 s). */
   readonly handshakeTimeoutMs?: number;
@@ -36,15 +40,30 @@ export interface PskCredentials {
   readonly key: Uint8Array;
 }
 
+/** Raw public keys as LwM2M security mode 1 keeps them. */
+export interface RpkCredentials {
+  /** Own public key, SubjectPublicKeyInfo DER (/0/x/3). */
+  readonly publicKey: Uint8Array;
+  /** Own private key, PKCS#8 DER (/0/x/5). */
+  readonly privateKey: Uint8Array;
+  /** The server's public key, SubjectPublicKeyInfo DER (/0/x/4); absent: any key the server proves it holds. */
+  readonly serverPublicKey?: Uint8Array;
+}
+
+/** What a `coaps://` server is reached with. */
+export type DtlsCredentials = ({ readonly kind: 'psk' } & PskCredentials) | ({ readonly kind: 'rpk' } & RpkCredentials);
+
 const MODE_NAMES: Readonly<Record<number, string>> = { 0: 'PSK', 1: 'RPK (raw public key)', 2: 'certificate', 3: 'NoSec', 4: 'certificate with EST' };
 
 /**
  * The DTLS credentials a Security instance (`/0/x`) gives for its `coaps://` URI: PSK (`/0/x/2`
- * = 0) with identity `/0/x/3` and key `/0/x/5`. RPK and certificate modes throw
+ * = 0) with identity `/0/x/3` and key `/0/x/5`, or RPK (mode 1) with own public key `/0/x/3`,
+ * private key `/0/x/5` and the server's public key `/0/x/4` (optional). Certificate modes throw
  * `DtlsNotSupportedError` (not implemented by the simulator yet); NoSec or missing values throw
  * an Error. `what` names the server in the message ("bootstrap server", "LwM2M server (SSID 3)").
+ * Key checks (do the keys parse, belong together) happen when the DTLS endpoint is created.
  */
-export function pskCredentialsOf(sec: ObjectInstance | undefined, uri: string, what: string): PskCredentials {
+export function dtlsCredentialsOf(sec: ObjectInstance | undefined, uri: string, what: string): DtlsCredentials {
   const mode = intOf(sec, 2);
   if (mode === 0) {
     const identity = bytesOf(sec, 3);
@@ -52,22 +71,55 @@ export function pskCredentialsOf(sec: ObjectInstance | undefined, uri: string, w
     if (!identity || identity.length === 0 || !key || key.length === 0) {
       throw new Error(`the ${what} is ${uri} with security mode PSK but ${!identity || identity.length === 0 ? 'no PSK identity (/0/x/3)' : 'no PSK key (/0/x/5)'}`);
     }
-    return { identity, key };
+    return { kind: 'psk', identity, key };
+  }
+  if (mode === 1) {
+    const publicKey = bytesOf(sec, 3);
+    const privateKey = bytesOf(sec, 5);
+    const serverPublicKey = bytesOf(sec, 4);
+    if (!publicKey || publicKey.length === 0 || !privateKey || privateKey.length === 0) {
+      throw new Error(`the ${what} is ${uri} with security mode RPK but ${!publicKey || publicKey.length === 0 ? 'no public key (/0/x/3)' : 'no private key (/0/x/5)'}`);
+    }
+    return { kind: 'rpk', publicKey, privateKey, ...(serverPublicKey && serverPublicKey.length > 0 ? { serverPublicKey } : {}) };
   }
   const name = mode === undefined ? 'no security mode' : `security mode ${MODE_NAMES[mode] ?? mode}`;
-  if (mode === 1 || mode === 2 || mode === 4) {
-    throw new DtlsNotSupportedError(`DTLS with ${name} is not supported by the simulator yet (PSK only): the ${what} is ${uri}`);
+  if (mode === 2 || mode === 4) {
+    throw new DtlsNotSupportedError(`DTLS with ${name} is not supported by the simulator yet (PSK and RPK only): the ${what} is ${uri}`);
   }
-  throw new Error(`the ${what} is ${uri} (DTLS) but its Security instance has ${name}: it needs PSK credentials`);
+  throw new Error(`the ${what} is ${uri} (DTLS) but its Security instance has ${name}: it needs PSK or RPK credentials`);
+}
+
+/** PSK only (kept for callers that need a PSK): `dtlsCredentialsOf`, refusing RPK with DtlsNotSupportedError. */
+export function pskCredentialsOf(sec: ObjectInstance | undefined, uri: string, what: string): PskCredentials {
+  const c = dtlsCredentialsOf(sec, uri, what);
+  if (c.kind !== 'psk') throw new DtlsNotSupportedError(`the ${what} is ${uri} with security mode RPK (raw public key), but PSK credentials are needed here`);
+  return { identity: c.identity, key: c.key };
 }
 
 interface Route {
   readonly endpoint: DtlsClientEndpoint;
-  readonly psk: PskCredentials;
+  readonly creds: DtlsCredentials;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+function sameCredentials(a: DtlsCredentials, b: DtlsCredentials): boolean {
+  if (a.kind === 'psk' && b.kind === 'psk') return sameBytes(a.identity, b.identity) && sameBytes(a.key, b.key);
+  if (a.kind === 'rpk' && b.kind === 'rpk') {
+    return sameBytes(a.publicKey, b.publicKey) && sameBytes(a.privateKey, b.privateKey) && sameBytes(a.serverPublicKey, b.serverPublicKey);
+  }
+  return false;
+}
+
+/** A private copy (the Security instance may change under us). */
+function copyCredentials(c: DtlsCredentials): DtlsCredentials {
+  const cp = (b: Uint8Array): Uint8Array => Uint8Array.from(b);
+  return c.kind === 'psk'
+    ? { kind: 'psk', identity: cp(c.identity), key: cp(c.key) }
+    : { kind: 'rpk', publicKey: cp(c.publicKey), privateKey: cp(c.privateKey), ...(c.serverPublicKey ? { serverPublicKey: cp(c.serverPublicKey) } : {}) };
 }
 
 export class SimTransport extends EventEmitter<CoapEndpointEvents> implements CoapEndpoint {
@@ -102,20 +154,27 @@ export class SimTransport extends EventEmitter<CoapEndpointEvents> implements Co
   }
 
   /**
-   * From now on, messages to `peer` go over DTLS with `psk` (a new socket and session unless
-   * the route exists with the same credentials).
+   * From now on, messages to `peer` go over DTLS with `creds` (a new socket and session unless
+   * the route exists with the same credentials). A `PskCredentials` without `kind` is PSK.
+   * Rejects (RangeError, no key bytes quoted) when RPK keys do not parse or belong together.
    */
-  async secureRoute(peer: PeerAddress, psk: PskCredentials): Promise<void> {
+  async secureRoute(peer: PeerAddress, credentials: DtlsCredentials | PskCredentials): Promise<void> {
     if (this.closing) throw new Error('the simulator is closed');
+    const creds = copyCredentials('kind' in credentials ? credentials : { kind: 'psk', identity: credentials.identity, key: credentials.key });
     const key = peerKey(peer);
     const old = this.routes.get(key);
-    if (old && sameBytes(old.psk.identity, psk.identity) && sameBytes(old.psk.key, psk.key)) return;
+    if (old && sameCredentials(old.creds, creds)) return;
+    const auth: Pick<DtlsClientOptions, 'psk' | 'rpk' | 'cipherSuites'> = creds.kind === 'psk'
+      ? { psk: { identity: Buffer.from(creds.identity), key: Buffer.from(creds.key) }, ...(this.dtls.cipherSuites ? { cipherSuites: this.dtls.cipherSuites } : {}) }
+      : {
+          rpk: { publicKey: creds.publicKey, privateKey: creds.privateKey, ...(creds.serverPublicKey ? { serverPublicKey: creds.serverPublicKey } : {}) },
+          ...(this.dtls.rpkCipherSuites ? { cipherSuites: this.dtls.rpkCipherSuites } : {}),
+        };
     const endpoint = await DtlsClientEndpoint.create({
       host: this.host,
       port: 0,
       type: this.type,
-      psk: { identity: Buffer.from(psk.identity), key: Buffer.from(psk.key) },
-      ...(this.dtls.cipherSuites ? { cipherSuites: this.dtls.cipherSuites } : {}),
+      ...auth,
       ...(this.dtls.retransmit ? { retransmit: this.dtls.retransmit } : {}),
       ...(this.dtls.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.dtls.handshakeTimeoutMs } : {}),
       ...(this.dtls.onDiagnostic ? { onDiagnostic: this.dtls.onDiagnostic } : {}),
@@ -129,7 +188,7 @@ export class SimTransport extends EventEmitter<CoapEndpointEvents> implements Co
     });
     endpoint.on('error', (err) => this.forwardError(err));
     const current = this.routes.get(key);
-    this.routes.set(key, { endpoint, psk: { identity: Buffer.from(psk.identity), key: Buffer.from(psk.key) } });
+    this.routes.set(key, { endpoint, creds });
     if (current) await current.endpoint.close();
   }
 

@@ -6,10 +6,14 @@
  *                 [--pack [--accept 112]] [--no-acl] [--json] [--show-secrets] [--timeout S]
  *                 [--no-register | [--lifetime S] [--queue] [--once]]
  *   lwbs simulate --endpoint EP --bootstrap coaps://127.0.0.1:5684 --psk-identity ID --psk-key HEX …
+ *   lwbs simulate --endpoint EP --bootstrap coaps://127.0.0.1:5684 --rpk-key FILE [--server-public-key FILE] …
  *
  * Over `coaps://` the device bootstraps over DTLS with its enrolled PSK (`--psk-identity` text or
- * `--psk-identity-hex`, `--psk-key` hex; the key is masked in the output like every secret), and
- * registers over DTLS with the PSK it was handed (a `coaps://` account in security mode PSK).
+ * `--psk-identity-hex`, `--psk-key` hex; the key is masked in the output like every secret) or
+ * its raw public key (`--rpk-key`: a P-256 private key file, PKCS#8 or SEC1, PEM or DER; the
+ * public key is derived from it; `--server-public-key`: the bootstrap server's public key, PEM
+ * or DER SubjectPublicKeyInfo, checked in the handshake), and registers over DTLS with the PSK
+ * or key pair it was handed (a `coaps://` account in security mode PSK or RPK).
  *
  * After a successful bootstrap it prints the report, then Registers with the first server
  * account the device holds and prints the registration (server, location). It then stays
@@ -20,14 +24,17 @@
  * after the bootstrap (the command's behaviour before registration existed).
  *
  * Exit 0 when the bootstrap succeeded and the device registered (or, without `--once`, when
- * its account uses a DTLS mode the simulator does not implement yet - RPK, certificates: the
+ * its account uses a DTLS mode the simulator does not implement yet - certificates: the
  * report says "registration: skipped"); 1 when the bootstrap or the Register failed (the report is printed
  * either way); 2 for usage errors. PSK keys and private keys are masked unless
  * `--show-secrets`. JSON: the report (`reportToJson` in src/simulator/report.ts) with a
  * `registration` member (`registrationToJson`), pretty-printed; while the device stays
  * registered, each later event follows as one compact JSON object per line (`eventToJson`).
  */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import type { Command } from 'commander';
+import { publicKeyOfPrivate } from '../../dtls/client-rpk.js';
+import { parseP256Spki } from '../../dtls/ecc.js';
 import { hexToBytes } from '../../util/bytes.js';
 import { DtlsNotSupportedError } from '../../simulator/registration.js';
 import {
@@ -38,6 +45,7 @@ import { SIM_LWM2M_VERSIONS, type SimLwM2MVersion } from '../../simulator/device
 import { DeviceSimulator } from '../../simulator/simulator.js';
 import type { CliContext } from '../context.js';
 import { UsageError, UserError } from '../errors.js';
+import { readDerFile } from '../output.js';
 
 interface SimulateOptions {
   endpoint: string;
@@ -57,6 +65,8 @@ interface SimulateOptions {
   pskIdentity?: string;
   pskIdentityHex?: string;
   pskKey?: string;
+  rpkKey?: string;
+  serverPublicKey?: string;
 }
 
 function contentFormat(name: string, text: string): number {
@@ -66,30 +76,94 @@ function contentFormat(name: string, text: string): number {
 
 const HELP_AFTER = `
 Registration (unless --no-register): after a successful bootstrap the device registers with
-the first LwM2M server account it was given (coap://, or coaps:// over DTLS with the PSK it was
-handed; RPK and certificates are not supported by the simulator yet), prints the registration,
+the first LwM2M server account it was given (coap://, or coaps:// over DTLS with the PSK or key
+pair it was handed; certificates are not supported by the simulator yet), prints the registration,
 and stays registered: Updates at lifetime/2, answers the server's device management, and prints
 one line per request, Update and notification. SIGINT/SIGTERM de-register and exit 0.
 
 DTLS: --bootstrap coaps://host[:port] needs the device's bootstrap PSK: --psk-identity (text) or
---psk-identity-hex, and --psk-key (hex). The key is never printed unless --show-secrets.
+--psk-identity-hex, and --psk-key (hex); or its raw public key: --rpk-key FILE (P-256 private
+key, PKCS#8 or SEC1, PEM or DER; the public key is derived from it), optionally with
+--server-public-key FILE (the bootstrap server's key, PEM or DER; the handshake fails when the
+server presents another). Keys are never printed unless --show-secrets.
 
 Exit codes: 0 bootstrapped (and registered), 1 bootstrap or Register failed, 2 usage error.`;
 
-/** `--psk-identity`/`--psk-identity-hex` and `--psk-key`: required together for coaps://, refused for coap://. */
-function pskOptions(opts: SimulateOptions, coaps: boolean): { identity: Uint8Array; key: Uint8Array } | undefined {
-  const given = [
+interface BootstrapRpk {
+  readonly publicKey: Uint8Array;
+  readonly privateKey: Uint8Array;
+  readonly serverPublicKey?: Uint8Array;
+}
+
+/**
+ * `--rpk-key FILE [--server-public-key FILE]`: the device's bootstrap key pair (the public key
+ * derived from the private one). UserError naming the file, never its bytes, for keys that do
+ * not parse or are not P-256.
+ */
+function rpkOptions(opts: SimulateOptions): BootstrapRpk {
+  const file = opts.rpkKey!;
+  const der = readDerFile(file, ['PRIVATE KEY', 'EC PRIVATE KEY']);
+  let pkcs8: Uint8Array;
+  try {
+    // PKCS#8 first; a SEC1 "EC PRIVATE KEY" is converted.
+    let key: KeyObject;
+    try {
+      key = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
+    } catch {
+      key = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'sec1' });
+    }
+    pkcs8 = key.export({ format: 'der', type: 'pkcs8' });
+  } catch {
+    throw new UserError(`${file}: not a private key (PKCS#8 or SEC1, PEM or DER)`);
+  }
+  let publicKey: Uint8Array;
+  try {
+    publicKey = publicKeyOfPrivate(pkcs8);
+  } catch (e) {
+    throw new UserError(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  let serverPublicKey: Uint8Array | undefined;
+  if (opts.serverPublicKey !== undefined) {
+    const spki = parseP256Spki(readDerFile(opts.serverPublicKey, ['PUBLIC KEY']));
+    if (spki === undefined) throw new UserError(`${opts.serverPublicKey}: not a P-256 public key (SubjectPublicKeyInfo, PEM or DER)`);
+    serverPublicKey = spki.spki;
+  }
+  return { publicKey, privateKey: pkcs8, ...(serverPublicKey ? { serverPublicKey } : {}) };
+}
+
+/**
+ * The bootstrap DTLS credentials: `--psk-identity`/`--psk-identity-hex` and `--psk-key`
+ * (required together), or `--rpk-key` [`--server-public-key`]; one of them for coaps://,
+ * none for coap://.
+ */
+function bootstrapCredentials(opts: SimulateOptions, coaps: boolean): { psk?: { identity: Uint8Array; key: Uint8Array }; rpk?: BootstrapRpk } {
+  const pskGiven = [
     opts.pskIdentity !== undefined ? '--psk-identity' : undefined,
     opts.pskIdentityHex !== undefined ? '--psk-identity-hex' : undefined,
     opts.pskKey !== undefined ? '--psk-key' : undefined,
   ].filter((x) => x !== undefined);
+  const rpkGiven = [
+    opts.rpkKey !== undefined ? '--rpk-key' : undefined,
+    opts.serverPublicKey !== undefined ? '--server-public-key' : undefined,
+  ].filter((x) => x !== undefined);
   if (!coaps) {
+    const given = [...pskGiven, ...rpkGiven];
     if (given.length > 0) throw new UsageError(`${given.join(', ')} go with a coaps:// --bootstrap URI`);
-    return undefined;
+    return {};
   }
+  if (pskGiven.length > 0 && rpkGiven.length > 0) throw new UsageError(`give PSK (${pskGiven.join(', ')}) or raw public key (${rpkGiven.join(', ')}) options, not both`);
+  if (rpkGiven.length > 0) {
+    if (opts.rpkKey === undefined) throw new UsageError('--server-public-key goes with --rpk-key');
+    return { rpk: rpkOptions(opts) };
+  }
+  return { psk: pskOptions(opts) };
+}
+
+/** `--psk-identity`/`--psk-identity-hex` and `--psk-key` for a coaps:// bootstrap server. */
+function pskOptions(opts: SimulateOptions): { identity: Uint8Array; key: Uint8Array } {
   if (opts.pskIdentity !== undefined && opts.pskIdentityHex !== undefined) throw new UsageError('give --psk-identity or --psk-identity-hex, not both');
   if ((opts.pskIdentity === undefined && opts.pskIdentityHex === undefined) || opts.pskKey === undefined) {
-    throw new UsageError('--bootstrap coaps:// (DTLS) needs the device\'s bootstrap PSK: --psk-identity (or --psk-identity-hex) and --psk-key');
+    throw new UsageError('--bootstrap coaps:// (DTLS) needs the device\'s bootstrap PSK: --psk-identity (or --psk-identity-hex) and --psk-key; or its raw public key: --rpk-key FILE');
   }
   let identity: Uint8Array;
   if (opts.pskIdentityHex !== undefined) {
@@ -112,7 +186,7 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
     .command('simulate')
     .description('simulate one LwM2M device: bootstrap from a bootstrap server, then register with the server it was given and stay registered')
     .requiredOption('--endpoint <ep>', 'endpoint client name sent as ep=')
-    .requiredOption('--bootstrap <uri>', 'bootstrap server, coap://host[:port] or coaps://host[:port] (with --psk-identity and --psk-key)')
+    .requiredOption('--bootstrap <uri>', 'bootstrap server, coap://host[:port] or coaps://host[:port] (with --psk-identity and --psk-key, or --rpk-key)')
     .option('--lwm2m <version>', `LwM2M version of the device (${SIM_LWM2M_VERSIONS.join(', ')})`, '1.1')
     .option('--pct <cf>', 'preferred content format sent as pct= (LwM2M 1.1+)')
     .option('--pack', 'use Bootstrap-Pack-Request (GET /bspack, LwM2M 1.2), falling back to Bootstrap-Request on failure')
@@ -128,6 +202,8 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
     .option('--psk-identity <id>', 'PSK identity for a coaps:// bootstrap server (text, sent as UTF-8)')
     .option('--psk-identity-hex <hex>', 'PSK identity for a coaps:// bootstrap server, as hex (binary identities)')
     .option('--psk-key <hex>', 'PSK key for a coaps:// bootstrap server, as hex')
+    .option('--rpk-key <file>', "the device's P-256 private key for a coaps:// bootstrap server (raw public keys): PKCS#8 or SEC1, PEM or DER")
+    .option('--server-public-key <file>', "with --rpk-key: the bootstrap server's public key (PEM or DER SubjectPublicKeyInfo), checked in the handshake")
     .addHelpText('after', HELP_AFTER)
     .action(async (opts: SimulateOptions) => {
       if (!(SIM_LWM2M_VERSIONS as readonly string[]).includes(opts.lwm2m)) {
@@ -144,7 +220,7 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
         throw new UsageError(`--bootstrap must be a URI like coap://127.0.0.1:5683, got ${JSON.stringify(opts.bootstrap)}`);
       }
       if (url.protocol !== 'coap:' && url.protocol !== 'coaps:') throw new UsageError(`--bootstrap must be a coap:// or coaps:// URI, got ${JSON.stringify(opts.bootstrap)}`);
-      const bootstrapPsk = pskOptions(opts, url.protocol === 'coaps:');
+      const { psk: bootstrapPsk, rpk: bootstrapRpk } = bootstrapCredentials(opts, url.protocol === 'coaps:');
       if (opts.pack && version !== '1.2') throw new UsageError('--pack needs --lwm2m 1.2 (Bootstrap-Pack-Request is LwM2M 1.2)');
       if (opts.accept !== undefined && !opts.pack) throw new UsageError('--accept goes with --pack');
       const pct = opts.pct !== undefined ? contentFormat('--pct', opts.pct) : undefined;
@@ -179,6 +255,7 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
         aclSupport: opts.acl,
         ...(pct !== undefined ? { pct } : {}),
         ...(bootstrapPsk ? { bootstrapPsk } : {}),
+        ...(bootstrapRpk ? { bootstrapRpk } : {}),
         // A handshake that cannot finish (a wrong key) is reported as such before the CoAP timeout.
         dtls: { handshakeTimeoutMs: Math.max(500, Math.floor(timeoutMs * 0.8)) },
         onEvent: printEvent,
