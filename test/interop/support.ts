@@ -1,6 +1,6 @@
 /**
  * Shared runner for the interop tests (issue 5, Deliver 6): real DTLS peers - gnutls-cli,
- * coap-client-gnutls / coap-client-openssl (libcoap3-bin), node-dtls-client - against lwbs on
+ * coap-client-gnutls / coap-client-openssl (libcoap3-bin) - against lwbs on
  * 127.0.0.1. Every peer process is killed after a bounded time; a missing binary is a test
  * failure with an install hint (CI installs the Debian packages through .ci/run), never a skip.
  */
