@@ -43,6 +43,13 @@ export interface App {
   close(): Promise<void>;
 }
 
+/**
+ * Socket receive buffer of the CoAP listeners. Linux's default (208 KiB, about 250 datagrams)
+ * overflows in a bootstrap storm and the device retransmissions that follow cost seconds of
+ * latency (measured by the fleet bench); the kernel caps this at net.core.rmem_max.
+ */
+const LISTENER_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export async function startApp(config: Config, opts: AppOptions = {}): Promise<App> {
   const log = opts.log ?? silentLogger;
   // Fails early on a broken objects folder (device management will decode with it).
@@ -73,7 +80,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       ...(opts.onSessionEnd ? { onSessionEnd: opts.onSessionEnd } : {}),
     });
     if (config.bootstrap.coap) {
-      const node = await bootstrap.listen({ ...config.bootstrap.coap, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
+      const node = await bootstrap.listen({ ...config.bootstrap.coap, recvBufferSize: LISTENER_RECV_BUFFER_BYTES, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
       addresses.set('bootstrap.coap', node.address());
     }
     if (config.bootstrap.coaps) {
@@ -84,6 +91,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       if (bsKey.created) log.info('created the bootstrap server key pair', { name: BOOTSTRAP_SERVER_KEY });
       const endpoint = await DtlsEndpoint.create({
         ...config.bootstrap.coaps,
+        recvBufferSize: LISTENER_RECV_BUFFER_BYTES,
         pskLookup: async (identity) => (await store.devices.findByPskIdentity(identity))?.key,
         serverKey: { publicKey: bsKey.publicKey, privateKey: (await store.serverKeys.revealPrivateKey(BOOTSTRAP_SERVER_KEY))! },
         rpkLookup: async (spki) => (await store.devices.findByRpk(spki)) !== undefined,
@@ -106,7 +114,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       requestTimeoutMs: config.registration.requestTimeoutSeconds * 1000,
     });
     if (config.registration.coap) {
-      const node = await registration.listen({ ...config.registration.coap, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
+      const node = await registration.listen({ ...config.registration.coap, recvBufferSize: LISTENER_RECV_BUFFER_BYTES, ...(opts.transmission ? { transmission: opts.transmission } : {}) });
       addresses.set('registration.coap', node.address());
     }
     if (config.registration.coaps) {
@@ -115,6 +123,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       const uris = [config.registration.publicUri.coap, config.registration.publicUri.coaps];
       const endpoint = await DtlsEndpoint.create({
         ...config.registration.coaps,
+        recvBufferSize: LISTENER_RECV_BUFFER_BYTES,
         pskLookup: (identity) => registrationPskKey(store, identity, uris),
         serverKey: { publicKey: regKey.publicKey, privateKey: (await store.serverKeys.revealPrivateKey(REGISTRATION_SERVER_KEY))! },
         rpkLookup: (spki) => registrationRpkKnown(store, spki, uris),
