@@ -6,7 +6,6 @@
  * bootstrap and register at once.
  */
 import { expect } from 'chai';
-import { createSocket } from 'node:dgram';
 import { AdminClient } from '../../src/admin/client.js';
 import { readAdminToken } from '../../src/admin/token.js';
 import { startApp, type App } from '../../src/app.js';
@@ -14,6 +13,7 @@ import type { Config } from '../../src/config/config.js';
 import { DeviceSimulator, type SimulatorOptions } from '../../src/simulator/simulator.js';
 import { open, removeDir, tempDir, TEST_KEY_HEX } from '../store/support.js';
 import { until } from '../registration/support.js';
+import { freePort } from '../simulator/dtls-app.js';
 
 const FAST = { ackTimeoutMs: 300, ackRandomFactor: 1, maxRetransmit: 2 };
 const PROFILE = {
@@ -22,15 +22,6 @@ const PROFILE = {
   delete: ['/0', '/1'],
   servers: [{ shortServerId: 3, handOff: true, lifetime: 300, binding: 'U', security: { mode: 'nosec' } }],
 };
-
-/** A UDP port that was free a moment ago (the registration server's URI must be known before it listens). */
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('e2e: bootstrap, registration and device management (lwbs app and simulated devices over UDP)', function () {
   this.timeout(90_000);

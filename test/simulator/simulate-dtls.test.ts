@@ -6,17 +6,13 @@
  * credentials fail cleanly. Then `lwbs simulate --bootstrap coaps://… --psk-identity --psk-key`.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { fileURLToPath } from 'node:url';
-import { startApp, type App } from '../../src/app.js';
-import type { Config } from '../../src/config/config.js';
+import type { App } from '../../src/app.js';
 import type { DtlsClientDiagnostic } from '../../src/dtls/client.js';
 import { DeviceSimulator, type SimulatorOptions } from '../../src/simulator/simulator.js';
-import { open, removeDir, tempDir, TEST_KEY_HEX } from '../store/support.js';
+import { open, removeDir, tempDir } from '../store/support.js';
 import { FAST } from './support.js';
+import { lwbs, startDtlsApp } from './dtls-app.js';
 
-const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const DTLS_FAST = { retransmit: { initialMs: 200, maxMs: 1000 } } as const;
 const PROFILE = {
   name: 'secure-meters',
@@ -25,30 +21,6 @@ const PROFILE = {
   servers: [{ shortServerId: 5, handOff: true, lifetime: 300, binding: 'U', security: { mode: 'psk' } }],
 };
 const BS_KEY = Buffer.from('0f1e2d3c4b5a69788796a5b4c3d2e1f0', 'hex');
-
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function lwbs(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
 
 describe('simulator over coaps:// (DTLS PSK) against lwbs', function () {
   this.timeout(60_000);
@@ -72,24 +44,7 @@ describe('simulator over coaps:// (DTLS PSK) against lwbs', function () {
       await store.devices.add({ endpoint: `urn:sec:${n}`, profile: PROFILE.name, auth: { kind: 'psk', identity: `bs-id-${n}`, key: BS_KEY } });
     }
     await store.close();
-    const regsPort = await freePort();
-    regsUri = `coaps://127.0.0.1:${regsPort}`;
-    const config: Config = {
-      dataDir: dir,
-      objectDirs: [],
-      bootstrap: { coap: null, coaps: { host: '127.0.0.1', port: 0 }, requestTimeoutSeconds: 10, sessionTimeoutSeconds: 60 },
-      registration: {
-        coap: null,
-        coaps: { host: '127.0.0.1', port: regsPort },
-        publicUri: { coap: 'coap://127.0.0.1:5783', coaps: regsUri },
-        requestTimeoutSeconds: 5,
-        queueAwakeSeconds: 93,
-      },
-      log: { level: 'error' },
-      admin: { listen: null },
-    };
-    app = await startApp(config, { transmission: FAST, env: { LWBS_SECRET_KEY: TEST_KEY_HEX } });
-    bsUri = `coaps://127.0.0.1:${app.addresses.get('bootstrap.coaps')!.port}`;
+    ({ app, bsUri, regsUri } = await startDtlsApp(dir));
   });
   afterEach(async () => {
     await Promise.all(sims.splice(0).map((s) => s.close({ timeoutMs: 2000 })));

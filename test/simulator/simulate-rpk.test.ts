@@ -8,20 +8,16 @@
  * and an unenrolled key fail cleanly. Then `lwbs simulate --rpk-key [--server-public-key]`.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startApp, type App } from '../../src/app.js';
-import type { Config } from '../../src/config/config.js';
+import type { App } from '../../src/app.js';
 import type { DtlsClientDiagnostic } from '../../src/dtls/client.js';
 import { DeviceSimulator, type SimulatorOptions } from '../../src/simulator/simulator.js';
-import { open, removeDir, tempDir, TEST_KEY_HEX } from '../store/support.js';
+import { open, removeDir, tempDir } from '../store/support.js';
 import { FAST } from './support.js';
+import { lwbs, startDtlsApp } from './dtls-app.js';
 
-const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const DTLS_FAST = { retransmit: { initialMs: 200, maxMs: 1000 } } as const;
 const PROFILE = {
   name: 'rpk-meters',
@@ -45,30 +41,6 @@ function pair(): Pair {
     privatePem: kp.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
     sec1Der: kp.privateKey.export({ format: 'der', type: 'sec1' }),
   };
-}
-
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function lwbs(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
 }
 
 describe('simulator over coaps:// with raw public keys (DTLS RPK) against lwbs', function () {
@@ -95,24 +67,7 @@ describe('simulator over coaps:// with raw public keys (DTLS RPK) against lwbs',
       await store.devices.add({ endpoint: `urn:rpk:${i + 1}`, profile: PROFILE.name, auth: { kind: 'rpk', publicKey: d.publicKey } });
     }
     await store.close();
-    const regsPort = await freePort();
-    regsUri = `coaps://127.0.0.1:${regsPort}`;
-    const config: Config = {
-      dataDir: dir,
-      objectDirs: [],
-      bootstrap: { coap: null, coaps: { host: '127.0.0.1', port: 0 }, requestTimeoutSeconds: 10, sessionTimeoutSeconds: 60 },
-      registration: {
-        coap: null,
-        coaps: { host: '127.0.0.1', port: regsPort },
-        publicUri: { coap: 'coap://127.0.0.1:5783', coaps: regsUri },
-        requestTimeoutSeconds: 5,
-        queueAwakeSeconds: 93,
-      },
-      log: { level: 'error' },
-      admin: { listen: null },
-    };
-    app = await startApp(config, { transmission: FAST, env: { LWBS_SECRET_KEY: TEST_KEY_HEX } });
-    bsUri = `coaps://127.0.0.1:${app.addresses.get('bootstrap.coaps')!.port}`;
+    ({ app, bsUri, regsUri } = await startDtlsApp(dir));
     bsServerKey = (await app.store.serverKeys.get('bootstrap'))!.publicKey;
   });
   afterEach(async () => {
