@@ -7,7 +7,6 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startApp, type App } from '../../src/app.js';
@@ -16,6 +15,10 @@ import { DtlsEndpoint } from '../../src/dtls/endpoint.js';
 import type { DtlsDiagnostic } from '../../src/dtls/server.js';
 import type { SqliteStore } from '../../src/store/store.js';
 import { open, TEST_KEY_HEX } from '../store/support.js';
+import { until } from '../registration/support.js';
+import { freePort } from '../simulator/dtls-app.js';
+
+export { freePort, until };
 
 export const LOCAL = '127.0.0.1';
 
@@ -93,17 +96,6 @@ export function runPeer(bin: string, args: readonly string[], script: (c: PeerCo
   );
 }
 
-/** Polls `check` until it returns something (not undefined/false); fails after `timeoutMs`. */
-export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A fresh P-256 key pair as the peers read it: SPKI DER (what lwbs enrolls) and PEM files. */
 export interface PeerKey {
   readonly spki: Buffer;
@@ -164,15 +156,6 @@ export async function startEchoServer(o: {
 /** Waits for the server to see the session end (a close_notify may still be in flight when the peer exits). */
 export function closedDiagnostic(diags: readonly DtlsDiagnostic[]): Promise<DtlsDiagnostic> {
   return until(() => diags.find((d) => d.kind === 'closed'), 'the server to see the session close', 3000);
-}
-
-/** A UDP port that was free a moment ago (the registration server's public URI must be known before it listens). */
-export async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, LOCAL, () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 export interface InteropApp {
