@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { generateKeyPairSync } from 'node:crypto';
-import { CoapNode, type CoapIncomingRequest } from '../../src/coap/coap-node.js';
+import type { CoapNode } from '../../src/coap/coap-node.js';
 import type { PeerInfo } from '../../src/coap/endpoint.js';
 import { publicKeyOfPrivate } from '../../src/dtls/client-rpk.js';
 import { DtlsClientEndpoint, DtlsHandshakeError, type DtlsClientDiagnostic, type DtlsClientOptions } from '../../src/dtls/client.js';
@@ -16,6 +16,7 @@ import type { DtlsDiagnostic } from '../../src/dtls/server.js';
 import {
   TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CCM_8,
 } from '../../src/dtls/suites.js';
+import { answeringNode } from './coap-support.js';
 
 const LOCAL = '127.0.0.1';
 const FAST = { initialMs: 100, maxMs: 400 };
@@ -71,17 +72,7 @@ describe('dtls/DtlsClientEndpoint with raw public keys (ECDHE_ECDSA) against Dtl
     return ep;
   }
 
-  function node(ep: DtlsEndpoint | DtlsClientEndpoint, handler: (req: CoapIncomingRequest, peer: PeerInfo) => [string, string]): CoapNode {
-    const n = new CoapNode(ep, {
-      handler: (req, res, peer) => {
-        const [code, text] = handler(req, peer);
-        res.send(code, { contentFormat: 0, payload: Buffer.from(text) });
-      },
-      transmission: { ackTimeoutMs: 300 },
-    });
-    cleanup.push(() => n.close());
-    return n;
-  }
+  const node = (ep: DtlsEndpoint | DtlsClientEndpoint, handler: Parameters<typeof answeringNode>[1]): CoapNode => answeringNode(ep, handler, cleanup);
 
   async function failure(cep: DtlsClientEndpoint, port: number): Promise<Error | null> {
     return new Promise<Error | null>((resolve) => cep.send(Buffer.from([0x40, 0x01, 0x00, 0x01]), port, LOCAL, resolve));

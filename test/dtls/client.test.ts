@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { AddressInfo } from 'node:net';
-import { CoapNode, CoapRequestError, type CoapIncomingRequest } from '../../src/coap/coap-node.js';
+import { CoapNode, CoapRequestError } from '../../src/coap/coap-node.js';
 import type { PeerInfo, SendCallback } from '../../src/coap/endpoint.js';
 import { UdpEndpoint } from '../../src/coap/udp-endpoint.js';
 import { DtlsClientEndpoint, DtlsHandshakeError, type DtlsClientDiagnostic, type DtlsClientOptions } from '../../src/dtls/client.js';
@@ -8,6 +8,7 @@ import { AlertDescription, ContentType, HandshakeType } from '../../src/dtls/con
 import { DtlsEndpoint, type DatagramTransport } from '../../src/dtls/endpoint.js';
 import type { DtlsDiagnostic } from '../../src/dtls/server.js';
 import { TLS_PSK_WITH_AES_128_CBC_SHA256, TLS_PSK_WITH_AES_128_CCM_8 } from '../../src/dtls/suites.js';
+import { answeringNode } from './coap-support.js';
 
 const LOCAL = '127.0.0.1';
 const KEY = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
@@ -80,17 +81,7 @@ describe('dtls/DtlsClientEndpoint (PSK client) against DtlsEndpoint', function (
     return ep;
   }
 
-  function node(ep: DtlsEndpoint | DtlsClientEndpoint, handler: (req: CoapIncomingRequest, peer: PeerInfo) => [string, string]): CoapNode {
-    const n = new CoapNode(ep, {
-      handler: (req, res, peer) => {
-        const [code, text] = handler(req, peer);
-        res.send(code, { contentFormat: 0, payload: Buffer.from(text) });
-      },
-      transmission: { ackTimeoutMs: 300 },
-    });
-    cleanup.push(() => n.close());
-    return n;
-  }
+  const node = (ep: DtlsEndpoint | DtlsClientEndpoint, handler: Parameters<typeof answeringNode>[1]): CoapNode => answeringNode(ep, handler, cleanup);
 
   it('CoapNode on both sides: the request reaches the server handler with the PSK identity, the answer comes back, and the server can request back', async () => {
     const sdiags: DtlsDiagnostic[] = [];

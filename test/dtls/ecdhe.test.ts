@@ -12,7 +12,7 @@ import {
   serializeEcdhClientKeyExchange, serializeEcdheServerKeyExchange, serializeRawPublicKeyCertificate,
 } from '../../src/dtls/messages.js';
 import { DtlsServer, type DtlsServerOptions } from '../../src/dtls/server.js';
-import { Harness, tick } from './harness.js';
+import { Harness, tick, mutatedThenGenuineFlight5 } from './harness.js';
 import { PskClient, UdpPskClient, type PskClientOptions, type RpkClientKey } from './psk-client.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -287,25 +287,7 @@ describe('dtls/server ECDHE_ECDSA with raw public keys (in memory)', function ()
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat(), async (flips, which) => {
         const peer = Harness.peer(port++);
-        const c = new PskClient(rpkOpts);
-        h.input(peer, c.hello());
-        h.input(peer, c.receive(h.take(peer)[0]!));
-        c.maxDatagram = 160; // several datagrams, so each message can be hit
-        const flight5 = h.take(peer).flatMap((d) => c.receive(d));
-        const target = Buffer.from(flight5[which % flight5.length]!);
-        for (const [at, v] of flips) target[at % target.length] = v;
-        h.input(peer, [target]);
-        await tick();
-        await tick();
-        h.take(peer);
-        h.input(peer, flight5);
-        await tick();
-        await tick();
-        h.take(peer);
-        const st = h.server.stats();
-        expect(st.handshakesStarted).to.equal(port - 9000);
-        expect(st.handshakesStarted).to.equal(st.handshaking + st.handshakesCompleted + st.handshakesFailed);
-        expect(st.sessions).to.equal(st.handshakesCompleted);
+        await mutatedThenGenuineFlight5(h, peer, new PskClient(rpkOpts), which, flips, port - 9000, 160);
       }),
       { numRuns: 150 },
     );

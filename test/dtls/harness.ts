@@ -95,3 +95,38 @@ export async function eventually(pred: () => boolean, limitMs = 3000): Promise<v
     await sleep(10);
   }
 }
+
+/**
+ * One fuzz step of the flight-5 tests: a fresh client on `peer` gets through the cookie exchange,
+ * then one of its flight-5 datagrams goes in mutated (`flips`: [offset, byte]), then the genuine
+ * flight. Afterwards the server's books must balance: every handshake started is running,
+ * completed or failed, and there is a session per completed one.
+ */
+export async function mutatedThenGenuineFlight5(
+  h: Harness,
+  peer: PeerAddressInfo,
+  client: PskClient,
+  which: number,
+  flips: readonly (readonly [number, number])[],
+  expectStarted: number,
+  maxDatagram?: number,
+): Promise<void> {
+  h.input(peer, client.hello());
+  h.input(peer, client.receive(h.take(peer)[0]!));
+  if (maxDatagram !== undefined) client.maxDatagram = maxDatagram; // several datagrams, so each message can be hit
+  const flight5 = h.take(peer).flatMap((d) => client.receive(d));
+  const target = Buffer.from(flight5[which % flight5.length]!);
+  for (const [at, v] of flips) target[at % target.length] = v;
+  h.input(peer, [target]);
+  await tick();
+  await tick();
+  h.take(peer);
+  h.input(peer, flight5);
+  await tick();
+  await tick();
+  h.take(peer);
+  const st = h.server.stats();
+  if (st.handshakesStarted !== expectStarted) throw new Error(`handshakes started: ${st.handshakesStarted}, expected ${expectStarted}`);
+  if (st.handshakesStarted !== st.handshaking + st.handshakesCompleted + st.handshakesFailed) throw new Error(`handshake books do not balance: ${JSON.stringify(st)}`);
+  if (st.sessions !== st.handshakesCompleted) throw new Error(`sessions ${st.sessions} != completed handshakes ${st.handshakesCompleted}`);
+}
