@@ -10,55 +10,18 @@ import {
   tlvCodec,
   tlvLegacyCodec,
 } from '../../src/lwm2m/formats/tlv.js';
-import type { ModelLookup, ResourceModel } from '../../src/lwm2m/model.js';
-import { type LwM2MNode, type MultiResource, N, nodeEquals, type ObjectInstance } from '../../src/lwm2m/node.js';
+import type { ModelLookup } from '../../src/lwm2m/model.js';
+import { type LwM2MNode, type MultiResource, N, nodeEquals, nodeToRecords, type ObjectInstance } from '../../src/lwm2m/node.js';
 import type { Path } from '../../src/lwm2m/path.js';
-import { type ResourceType, type Value, type ValueType, V, valueEquals } from '../../src/lwm2m/value.js';
+import { type Value, V, valueEquals } from '../../src/lwm2m/value.js';
 import { hex, nodeAtPath, toHex, VALUE_TYPES } from '../support/arbitraries.js';
-import { testModels } from '../support/models.js';
+import { lookupFromRecords, testModels } from '../support/models.js';
 import { expectCodecError, uniformModel, expectNode } from '../support/expect.js';
 import { SPEC_DEVICE_0 as deviceInstance, PSK_SECURITY_0_1 as securityInstance } from '../support/fixtures.js';
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------------------------
-
-function resModel(id: number, type: ResourceType, multiple = false): ResourceModel {
-  return { id, name: `r${id}`, operations: 'RW', multiple, mandatory: false, type, rangeEnumeration: '', units: '', description: '' };
-}
-
-/** A lookup whose every resource has `type` (the object itself is unknown). */
-/** A lookup built from the types the values in a node carry; undefined on conflicting types. */
-function lookupFromNode(path: Path, node: LwM2MNode): ModelLookup | undefined {
-  const types = new Map<string, ValueType>();
-  let conflict = false;
-  const o = path[0] as number;
-  const note = (r: number, v: Value): void => {
-    const k = `${o}/${r}`;
-    const t = types.get(k);
-    if (t !== undefined && t !== v.type) conflict = true;
-    types.set(k, v.type);
-  };
-  const resource = (r: LwM2MNode): void => {
-    if (r.kind === 'resource') note(r.id, r.value);
-    else if (r.kind === 'multiResource') for (const v of r.instances.values()) note(r.id, v);
-  };
-  const instance = (i: ObjectInstance): void => {
-    for (const r of i.resources.values()) resource(r);
-  };
-  if (node.kind === 'object') for (const i of node.instances.values()) instance(i);
-  else if (node.kind === 'instance') instance(node);
-  else if (node.kind === 'resourceInstance') note(path[2] as number, node.value);
-  else resource(node);
-  if (conflict) return undefined;
-  return {
-    object: () => undefined,
-    resource: (ob, r) => {
-      const t = types.get(`${ob}/${r}`);
-      return t === undefined ? undefined : resModel(r, t);
-    },
-  };
-}
 
 const enc = (path: Path, node: LwM2MNode, opts = {}): string => toHex(encodeTlv(path, node, opts));
 const dec = (path: Path, h: string, models: ModelLookup | undefined = testModels): LwM2MNode => tlvCodec.decode(path, hex(h), models);
@@ -656,7 +619,7 @@ describe('TLV codec', () => {
     it('round-trips nodes of mixed types (model built from the node)', () => {
       fc.assert(
         fc.property(nodeAtPath(), fc.boolean(), ({ path, node }, wrap) => {
-          const models = lookupFromNode(path, node);
+          const models = lookupFromRecords(nodeToRecords(path, node));
           fc.pre(models !== undefined);
           const bytes = encodeTlv(path, node, { wrapInstance: wrap });
           expect(nodeEquals(tlvCodec.decode(path, bytes, models), node)).to.equal(true);

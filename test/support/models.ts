@@ -3,8 +3,9 @@
  * of the DDF loader so codec tests do not depend on it. The DDF tests check that the shipped XML
  * files agree with these types.
  */
-import { ObjectRegistry, type ObjectModel, type ResourceModel } from '../../src/lwm2m/model.js';
-import type { ResourceType } from '../../src/lwm2m/value.js';
+import { type ModelLookup, ObjectRegistry, type ObjectModel, type ResourceModel } from '../../src/lwm2m/model.js';
+import type { LeafRecord } from '../../src/lwm2m/node.js';
+import type { ResourceType, ValueType } from '../../src/lwm2m/value.js';
 
 type Row = [id: number, type: ResourceType, multiple: boolean];
 
@@ -37,3 +38,27 @@ export const testModels = new ObjectRegistry().addAll([
     [22, 'objlnk', true],
   ]),
 ]);
+
+/**
+ * A lookup built from the types generated records carry, keyed like a real model by (object,
+ * resource). Undefined when two records of one resource carry different types: no model can
+ * describe those, so a property test skips them (`fc.pre`).
+ */
+export function lookupFromRecords(recs: readonly LeafRecord[]): ModelLookup | undefined {
+  const types = new Map<string, ValueType>();
+  for (const r of recs) {
+    const k = `${r.path[0]}/${r.path[2]}`;
+    const t = types.get(k);
+    if (t !== undefined && t !== r.value.type) return undefined;
+    types.set(k, r.value.type);
+  }
+  return {
+    object: () => undefined,
+    resource: (o, rid) => {
+      const type = types.get(`${o}/${rid}`);
+      return type === undefined
+        ? undefined
+        : { id: rid, name: `r${rid}`, operations: 'RW', multiple: false, mandatory: false, type, rangeEnumeration: '', units: '', description: '' };
+    },
+  };
+}
