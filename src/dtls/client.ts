@@ -33,8 +33,16 @@
  *   `close()` sends close_notify on every session, then closes the socket.
  *
  * Records that fail authentication, replays, unknown epochs and malformed input are dropped
- * silently (RFC 6347 §4.1.2.7). Not implemented: session resumption, Connection IDs, X.509
- * certificates.
+ * silently (RFC 6347 §4.1.2.7).
+ *
+ * Connection ID (RFC 9146, option `connectionIdLength`): the ClientHello carries connection_id
+ * with a random CID of that length for the server to put in its records (0: a zero-length one -
+ * we want none but can send with the server's). When the server echoes the extension, protected
+ * records use the tls12_cid format in each direction where a non-empty CID was chosen, and
+ * `rebind()` moves the endpoint to a new local socket (a new port, as after a NAT rebinding)
+ * without a new handshake: the server follows the session there on our next record.
+ *
+ * Not implemented: session resumption, X.509 certificates.
  */
 import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -52,7 +60,7 @@ import type { DatagramTransport } from './endpoint.js';
 import { DEFAULT_RETRANSMIT, Flight, RetransmitTimer, type FlightEntry, type RecordWriter, type RetransmitOptions } from './flight.js';
 import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from './handshake.js';
 import {
-  EMPTY_RENEGOTIATION_INFO, findExtension, parseCertificateRequest, parseEcdheServerKeyExchange, parseFinished, parseHelloVerifyRequest,
+  EMPTY_RENEGOTIATION_INFO, findExtension, parseConnectionId, serializeConnectionId, parseCertificateRequest, parseEcdheServerKeyExchange, parseFinished, parseHelloVerifyRequest,
   parsePskServerKeyExchange, parseRawPublicKeyCertificate, parseRenegotiationInfo, parseServerHello, serializeCertificateVerify,
   serializeClientHello, serializeEcdhClientKeyExchange, serializeEcdhParams, serializePskClientKeyExchange,
   serializeRawPublicKeyCertificate, type Extension,
@@ -60,7 +68,7 @@ import {
 import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from './prf.js';
 import { createProtection, type RecordProtection } from './protection.js';
 import { HandshakeReassembler } from './reassembly.js';
-import { parseDatagram, serializeRecord, type DtlsRecord } from './record.js';
+import { innerPlaintext, parseDatagram, parseInnerPlaintext, serializeRecord, type DtlsRecord } from './record.js';
 import { ReplayWindow } from './replay.js';
 import { suiteById, suiteHex, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CCM_8, type CipherSuite } from './suites.js';
 
@@ -99,6 +107,11 @@ export interface DtlsClientOptions {
   readonly replayWindow?: number;
   /** Minimum gap between re-sends triggered by the server repeating its flight (default 250 ms). */
   readonly minResendGapMs?: number;
+  /**
+   * RFC 9146: ask for Connection IDs, offering a random CID of this many bytes (0..255) for the
+   * server's records to us (0: a zero-length CID, none wanted). Default: no connection_id extension.
+   */
+  readonly connectionIdLength?: number;
   readonly onDiagnostic?: (d: DtlsClientDiagnostic) => void;
 }
 
@@ -157,6 +170,7 @@ interface ResolvedOptions {
   readonly maxQueued: number;
   readonly replayWindow: number;
   readonly minResendGapMs: number;
+  readonly connectionIdLength: number | undefined;
 }
 
 /**
@@ -210,9 +224,15 @@ class ClientSession {
   private certificateRequested = false;
   /** Who the server proved to be (set when established). */
   peerIdentity: PeerIdentity | undefined;
+  /** RFC 9146: the CID we offer for records to us (undefined: we do not ask for CIDs). */
+  private readonly ownCid: Buffer | undefined;
+  /** RFC 9146: the server's CID from its ServerHello (undefined: the server did not agree to CIDs). */
+  private serverCid: Buffer | undefined;
 
   constructor(readonly peer: DtlsPeer, private readonly host: SessionHost) {
     this.window = new ReplayWindow(host.opts.replayWindow);
+    const cidLength = host.opts.connectionIdLength;
+    this.ownCid = cidLength === undefined ? undefined : randomBytes(cidLength);
     this.timer = new RetransmitTimer(host.opts.retransmit, () => this.onTimer());
   }
 
@@ -277,7 +297,7 @@ class ClientSession {
   // ---- writing ---------------------------------------------------------------------------
 
   private readonly writer: RecordWriter = {
-    overhead: (epoch) => (epoch > 0 ? this.writeProtection?.maxOverhead ?? 0 : 0),
+    overhead: (epoch) => (epoch > 0 ? (this.writeProtection?.maxOverhead ?? 0) + (this.sendCid === undefined ? 0 : this.sendCid.length + 1) : 0),
     record: (type, epoch, payload) => this.writeRecord(type, epoch, payload) ?? Buffer.alloc(0),
   };
 
@@ -288,9 +308,30 @@ class ClientSession {
     let fragment = payload;
     if (epoch > 0) {
       if (this.writeProtection === undefined) return undefined;
+      const cid = this.sendCid;
+      if (cid !== undefined) {
+        // RFC 9146 §4: tls12_cid with the server's CID, the real type inside the DTLSInnerPlaintext.
+        fragment = this.writeProtection.encrypt(ContentType.tls12Cid, DTLS_1_2, epoch, seq, innerPlaintext(type, payload), cid);
+        return serializeRecord({ type: ContentType.tls12Cid, version: DTLS_1_2, epoch, seq, cid, fragment });
+      }
       fragment = this.writeProtection.encrypt(type, DTLS_1_2, epoch, seq, payload);
     }
     return serializeRecord({ type, version: DTLS_1_2, epoch, seq, fragment });
+  }
+
+  /** The server's CID when our protected records carry one (negotiated, non-empty). */
+  private get sendCid(): Buffer | undefined {
+    return this.serverCid !== undefined && this.serverCid.length > 0 ? this.serverCid : undefined;
+  }
+
+  /** Our CID when the server's protected records must carry it (negotiated, non-empty). */
+  private get receiveCid(): Buffer | undefined {
+    return this.serverCid !== undefined && this.ownCid !== undefined && this.ownCid.length > 0 ? this.ownCid : undefined;
+  }
+
+  /** The CIDs of an established session (for tests and diagnostics): ours and the server's. */
+  get connectionIds(): { readonly own: Buffer; readonly peer: Buffer } | undefined {
+    return this.serverCid === undefined || this.ownCid === undefined ? undefined : { own: Buffer.from(this.ownCid), peer: Buffer.from(this.serverCid) };
   }
 
   private sendFlight(): void {
@@ -309,6 +350,7 @@ class ClientSession {
     if (this.host.opts.offerEms) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
     exts.push({ type: ExtensionType.renegotiationInfo, data: EMPTY_RENEGOTIATION_INFO });
     if (this.host.opts.suites.some((s) => s.keyExchange === 'ecdhe_ecdsa')) exts.push(...ecdheHelloExtensions());
+    if (this.ownCid !== undefined) exts.push({ type: ExtensionType.connectionId, data: serializeConnectionId(this.ownCid) });
     return exts;
   }
 
@@ -353,15 +395,23 @@ class ClientSession {
     if (this.state === 'closed') return;
     if (rec.epoch !== this.readEpoch) return; // older epoch (retransmissions) or not yet readable
     let payload = rec.fragment;
+    let type = rec.type;
     if (rec.epoch > 0) {
       if (rec.version !== DTLS_1_2 || this.readProtection === undefined) return;
+      // RFC 9146 §4: with a CID of ours every protected record carries it; without one, none does.
+      const own = this.receiveCid;
+      const cid = rec.type === ContentType.tls12Cid ? rec.cid : undefined;
+      if ((cid === undefined) !== (own === undefined) || (cid !== undefined && !cid.equals(own!))) return;
       if (!this.window.check(rec.seq)) return;
-      const pt = this.readProtection.decrypt(rec.type, rec.version, rec.epoch, rec.seq, rec.fragment);
+      const pt = this.readProtection.decrypt(rec.type, rec.version, rec.epoch, rec.seq, rec.fragment, cid);
       if (pt === undefined) return;
+      const inner = cid === undefined ? { type, content: pt } : parseInnerPlaintext(pt);
+      if (inner === undefined || inner.content.length > MAX_PLAINTEXT_LENGTH || inner.type === ContentType.tls12Cid) return;
       this.window.accept(rec.seq);
-      payload = pt;
+      payload = inner.content;
+      type = inner.type;
     }
-    switch (rec.type) {
+    switch (type) {
       case ContentType.alert:
         this.onAlert(payload);
         return;
@@ -483,6 +533,12 @@ class ClientSession {
     if (suite.keyExchange === 'ecdhe_ecdsa') {
       const bad = checkServerCertificateTypes(sh.extensions);
       if (bad !== undefined) return this.refuse(AlertDescription.unsupportedCertificate, bad);
+    }
+    const cidExt = findExtension(sh.extensions, ExtensionType.connectionId);
+    if (cidExt !== undefined) {
+      const cid = parseConnectionId(cidExt.data);
+      if (cid === undefined) return this.refuse(AlertDescription.decodeError, 'malformed connection_id in the ServerHello');
+      this.serverCid = Buffer.from(cid);
     }
     this.suite = suite;
     this.serverRandom = Buffer.from(sh.random);
@@ -678,6 +734,10 @@ function resolveOptions(opts: DtlsClientOptions): ResolvedOptions {
   if (!(handshakeTimeoutMs > 0)) throw new RangeError('handshakeTimeoutMs must be > 0');
   const maxDatagram = opts.maxDatagram ?? 1232;
   if (!(maxDatagram >= 256 && maxDatagram <= 65507)) throw new RangeError('maxDatagram: 256..65507');
+  const connectionIdLength = opts.connectionIdLength;
+  if (connectionIdLength !== undefined && !(Number.isInteger(connectionIdLength) && connectionIdLength >= 0 && connectionIdLength <= 255)) {
+    throw new RangeError('connectionIdLength: 0..255');
+  }
   const maxQueued = opts.maxQueued ?? 32;
   if (!(Number.isInteger(maxQueued) && maxQueued >= 1)) throw new RangeError('maxQueued must be a positive integer');
   return {
@@ -687,6 +747,7 @@ function resolveOptions(opts: DtlsClientOptions): ResolvedOptions {
     retransmit, handshakeTimeoutMs, maxDatagram, maxQueued,
     replayWindow: opts.replayWindow ?? 64,
     minResendGapMs: opts.minResendGapMs ?? 250,
+    connectionIdLength,
   };
 }
 
@@ -707,8 +768,11 @@ export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> impleme
   /** Sends in flight, so close() lets the last records leave first. */
   private readonly sends: SendTracker;
 
-  constructor(private readonly transport: DatagramTransport, options: DtlsClientOptions) {
+  private transport: DatagramTransport;
+
+  constructor(transport: DatagramTransport, options: DtlsClientOptions) {
     super();
+    this.transport = transport;
     this.sends = new SendTracker(transport);
     this.opts = resolveOptions(options);
     this.onDiagnostic = options.onDiagnostic;
@@ -739,20 +803,53 @@ export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> impleme
         }
       },
     };
+    this.listen(transport);
+  }
+
+  private listen(transport: DatagramTransport): void {
     transport.on('message', (msg, rinfo) => {
-      if (this.closing) return;
+      if (this.closing || transport !== this.transport) return; // a socket we left (rebind) reads nothing more
       const session = this.sessions.get(peerKeyOf(rinfo.address, rinfo.port));
       if (!session) return; // nobody we talk to
       try {
-        for (const rec of parseDatagram(msg).records) session.handleRecord(rec);
+        for (const rec of parseDatagram(msg, this.opts.connectionIdLength ?? 0).records) session.handleRecord(rec);
       } catch (err) {
         // Input never throws by design; a bug must not take the process down from a socket callback.
         if (this.listenerCount('error') > 0) this.emit('error', err instanceof Error ? err : new Error(String(err)));
       }
     });
     transport.on('error', (err) => {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
+      if (transport === this.transport && this.listenerCount('error') > 0) this.emit('error', err);
     });
+  }
+
+  /**
+   * Moves every session to a new local socket - `transport`, or a fresh UDP socket on the same
+   * local address and a port the OS picks - and closes the old one; sessions, keys and sequence
+   * numbers stay (no new handshake). What a NAT rebinding does to a device: with Connection IDs
+   * the server follows (RFC 9146 §6), without them it no longer recognises us. Resolves with the
+   * new local address.
+   */
+  async rebind(transport?: DatagramTransport): Promise<AddressInfo> {
+    if (this.closing) throw new Error('the DTLS endpoint is closed');
+    const old = this.transport;
+    const next = transport ?? (await UdpEndpoint.create({ host: old.address().address, port: 0, type: old.type }));
+    if (this.closing) {
+      await next.close();
+      throw new Error('the DTLS endpoint is closed');
+    }
+    this.transport = next;
+    this.listen(next);
+    this.sends.use(next);
+    await this.sends.drained();
+    await old.close();
+    return next.address();
+  }
+
+  /** RFC 9146: the CIDs of the established session with (address, port), ours and the server's; undefined without CIDs. */
+  sessionConnectionIds(address: string, port: number): { readonly own: Buffer; readonly peer: Buffer } | undefined {
+    const s = this.sessions.get(peerKeyOf(address, port));
+    return s?.established ? s.connectionIds : undefined;
   }
 
   /** Binds a UDP socket (default 0.0.0.0, any port) and runs DTLS client sessions over it. */

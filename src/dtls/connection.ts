@@ -35,6 +35,28 @@
  * certificate_expired, bad_certificate, unsupported_certificate; an empty one → handshake_failure).
  * CertificateVerify is checked with the leaf's key, then `x509Lookup(leaf)` decides (false →
  * certificate_unknown).
+ *
+ * Connection ID (RFC 9146): when the client sent connection_id, server.ts gives this connection
+ * `connectionId = { own, peer }`; the ServerHello echoes `own` (the CID we receive, empty = we
+ * want none). In epoch ≥ 1 records to the client use the tls12_cid format (type 25, inner
+ * plaintext, CID additional data) when `peer` is non-empty, and records from it must use it when
+ * `own` is non-empty (others are dropped). A tls12_cid record that authenticates, is newer than
+ * every record so far and comes from another address moves the session there (`peer` changes and
+ * the host is told, so it can re-key its maps): the NAT-rebinding case of RFC 9146 §6.
+ *
+ * Session resumption (RFC 5246 §7.3): a full handshake's ServerHello carries a fresh session_id
+ * (when the server has a session cache) and the completed session is cached (session-cache.ts).
+ * Given a cached session (`HandshakeStart.resume`, checked by server.ts), the connection runs the
+ * abbreviated handshake instead: ServerHello with the same id + ChangeCipherSpec + Finished, keys
+ * from the cached master secret and the new randoms, retransmitted until the client's
+ * ChangeCipherSpec + Finished arrive; nothing is kept afterwards (the client sent the last flight).
+ * A fatal alert, or a resumption that times out, removes the cache entry (RFC 5246 §7.2.2).
+ *
+ * Record limits: with max_fragment_length (RFC 6066) or record_size_limit (RFC 8449) negotiated,
+ * every record we send - handshake fragments included - has at most `maxPlaintext` bytes of
+ * plaintext, flights go in datagrams of one full record at most, and application data above the
+ * limit is refused (RecordSizeLimitError). Our own record_size_limit bounds what we accept
+ * (record_overflow above it).
  */
 import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { CHANGE_CIPHER_SPEC, isChangeCipherSpec, isCloseNotify, isFatal, parseAlert, serializeAlert } from './alert.js';
@@ -42,21 +64,25 @@ import {
   AlertDescription, AlertLevel, CertificateType, ClientCertificateTypeEcdsaSign, ContentType, DTLS_1_2, ECDSA_SHA256, ECPointFormat,
   ExtensionType, HandshakeType, MAX_PLAINTEXT_LENGTH, MAX_SEQUENCE_NUMBER, NamedGroup,
 } from './constants.js';
+import { MAX_FRAGMENT_LENGTHS } from './constants.js';
 import { Flight, RetransmitTimer, type FlightEntry, type RecordWriter, type RetransmitOptions } from './flight.js';
 import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from './handshake.js';
 import {
   EMPTY_RENEGOTIATION_INFO, parseCertificateVerify, parseEcdhClientKeyExchange, parseFinished, parsePskClientKeyExchange,
   parseCertificateList, parseRawPublicKeyCertificate, serializeCertificateList, serializeCertificateRequest, serializeEcdheServerKeyExchange, serializeEcdhParams,
   serializePskServerKeyExchange, serializeRawPublicKeyCertificate, serializeServerHello, type ClientHello, type Extension,
+  serializeConnectionId,
 } from './messages.js';
 import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from './prf.js';
 import { ecdsaSign, ecdsaVerify, EphemeralEcdh, parseP256Spki, type ServerKeyMaterial } from './ecc.js';
 import { createProtection, type RecordProtection } from './protection.js';
 import { HandshakeReassembler, type ReassemblyLimits } from './reassembly.js';
-import { serializeRecord, type DtlsRecord } from './record.js';
+import { innerPlaintext, parseInnerPlaintext, serializeRecord, type DtlsRecord } from './record.js';
 import { ReplayWindow } from './replay.js';
 import type { CipherSuite } from './suites.js';
 import { verifyCertificateChain, type TrustAnchors } from './x509.js';
+import { RECORD_HEADER_LENGTH } from './record.js';
+import type { CachedSession, SessionCache } from './session-cache.js';
 
 export interface PeerAddressInfo {
   readonly address: string;
@@ -111,6 +137,10 @@ export interface ConnectionConfig {
   readonly now: () => number;
   /** Wall clock (ms since the epoch) for certificate validity periods. */
   readonly certificateClock: () => number;
+  /** Resumable sessions (RFC 5246 §7.3); undefined: resumption off, ServerHellos carry an empty session_id. */
+  readonly sessionCache: SessionCache | undefined;
+  /** The record_size_limit we announce (RFC 8449): the largest record plaintext we accept once it is negotiated. */
+  readonly recordSizeLimit: number;
 }
 
 export type CloseReason =
@@ -127,7 +157,17 @@ export interface ConnectionHost {
   output(conn: ServerConnection, datagram: Buffer): void;
   data(conn: ServerConnection, plaintext: Buffer): void;
   established(conn: ServerConnection): void;
+  /** Application data above the client's record limit (RFC 6066 / RFC 8449) was refused (not sent). */
+  oversized?(conn: ServerConnection, length: number, limit: number): void;
   closed(conn: ServerConnection, reason: CloseReason, detail: string | undefined): void;
+  /** RFC 9146: an authenticated, newest tls12_cid record came from a new address; `conn.peer` is already the new one. */
+  moved(conn: ServerConnection, previous: PeerAddressInfo): void;
+}
+
+/** RFC 9146 CIDs of one association: `own` we receive (and echoed in ServerHello), `peer` the client's, put in records we send. Empty = none that way. */
+export interface ConnectionIds {
+  readonly own: Buffer;
+  readonly peer: Buffer;
 }
 
 export interface HandshakeStart {
@@ -150,7 +190,33 @@ export interface HandshakeStart {
   readonly serverCertificateType?: number;
   readonly echoClientCertificateType?: boolean;
   readonly echoServerCertificateType?: boolean;
+  /** RFC 9146: present when the client sent connection_id (the ServerHello then echoes `own`). */
+  readonly connectionId?: ConnectionIds;
+  /**
+   * Resumption (RFC 5246 §7.3): the cached session this ClientHello resumes with the abbreviated
+   * handshake - server.ts checked the suite, EMS and the identity; `suite`, `extendedMasterSecret`
+   * and the certificate types given here are the session's.
+   */
+  readonly resume?: CachedSession;
+  /** RFC 6066 max_fragment_length / RFC 8449 record_size_limit as the client sent it (validated by server.ts). */
+  readonly recordLimit?: RecordLimitRequest;
 }
+
+/** What the client asked for; when both extensions came, server.ts keeps record_size_limit (RFC 8449 §5). */
+export type RecordLimitRequest =
+  | { readonly kind: 'max_fragment_length'; /** 1..4 = 2^9..2^12 */ readonly code: number }
+  | { readonly kind: 'record_size_limit'; readonly limit: number };
+
+/** Application data longer than the session's record limit: it is not sent (DTLS cannot split a datagram-based message). */
+export class RecordSizeLimitError extends RangeError {
+  constructor(readonly length: number, readonly limit: number) {
+    super(`application data of ${length} bytes exceeds the record limit of ${limit} bytes for this session`);
+    this.name = 'RecordSizeLimitError';
+  }
+}
+
+/** Largest protection expansion of our suites (AES-CBC-SHA256: IV 16 + MAC 32 + padding ≤ 16). */
+const MAX_RECORD_EXPANSION = 64;
 
 export type ConnectionState =
   | 'awaiting_certificate' // ECDHE_ECDSA: the client's Certificate comes first in flight 5
@@ -213,9 +279,29 @@ export class ServerConnection {
   readonly serverCertificateType: number;
   private readonly echoClientCertificateType: boolean;
   private readonly echoServerCertificateType: boolean;
+  /** RFC 9146 CIDs; undefined when the client did not ask for the extension. */
+  readonly connectionId: ConnectionIds | undefined;
+  /** The session_id in our ServerHello (empty: not resumable); a resumed session keeps its original one. */
+  readonly sessionId: Buffer;
+  /** True when this is an abbreviated handshake / a resumed session. */
+  readonly resumed: boolean;
+  /**
+   * Largest record plaintext we send to this client: 2^14, or what max_fragment_length (RFC 6066)
+   * or record_size_limit (RFC 8449) negotiated. Application data (one CoAP message per record) must
+   * fit: the CoAP layer needs a block size below it.
+   */
+  readonly maxPlaintext: number;
+  /** Largest record plaintext we accept (our record_size_limit when negotiated). */
+  private readonly receiveLimit: number;
+  private readonly recordLimitExtension: Extension | undefined;
+  /** Datagram size for our flights: with a small record limit, one full record at most (small clients have small receive buffers). */
+  private readonly datagramLimit: number;
+  /** PSK: the cache's check value of the key, kept from the lookup until the session is cached. */
+  private pskCheck: Buffer | undefined;
 
   constructor(
-    readonly peer: PeerAddressInfo,
+    /** The client's address; changes when a tls12_cid record moves the session (RFC 9146 §6). */
+    public peer: PeerAddressInfo,
     private readonly config: ConnectionConfig,
     private readonly host: ConnectionHost,
     hs: HandshakeStart,
@@ -233,6 +319,23 @@ export class ServerConnection {
     this.serverCertificateType = hs.serverCertificateType ?? CertificateType.rawPublicKey;
     this.echoClientCertificateType = hs.echoClientCertificateType ?? true;
     this.echoServerCertificateType = hs.echoServerCertificateType ?? true;
+    this.connectionId = hs.connectionId === undefined ? undefined : { own: Buffer.from(hs.connectionId.own), peer: Buffer.from(hs.connectionId.peer) };
+    this.resumed = hs.resume !== undefined;
+    this.sessionId = hs.resume !== undefined ? Buffer.from(hs.resume.id) : config.sessionCache?.newId() ?? Buffer.alloc(0);
+    if (hs.resume !== undefined) {
+      // Copies: the cache zeroes its own when the entry goes.
+      this.master = Buffer.from(hs.resume.masterSecret);
+      this.identity = Buffer.from(hs.resume.identity);
+      this.certificateChain = hs.resume.chain?.map((c) => Buffer.from(c));
+    }
+    const limits = recordLimits(hs.recordLimit, config.recordSizeLimit);
+    this.maxPlaintext = limits.send;
+    this.receiveLimit = limits.receive;
+    this.recordLimitExtension = limits.extension;
+    const cidBytes = this.connectionId !== undefined && this.connectionId.peer.length > 0 ? this.connectionId.peer.length + 1 : 0;
+    this.datagramLimit = limits.send < MAX_PLAINTEXT_LENGTH
+      ? Math.min(config.maxDatagram, limits.send + RECORD_HEADER_LENGTH + MAX_RECORD_EXPANSION + cidBytes)
+      : config.maxDatagram;
     if (this.suite.keyExchange === 'ecdhe_ecdsa') {
       if (config.serverKey === undefined) throw new RangeError('ECDHE_ECDSA needs serverKey');
       if (this.clientCertificateType === CertificateType.x509 ? config.x509Lookup === undefined || config.trustAnchors === undefined : config.rpkLookup === undefined) {
@@ -275,11 +378,17 @@ export class ServerConnection {
     const exts: Extension[] = [];
     if (this.secureRenegotiation) exts.push({ type: ExtensionType.renegotiationInfo, data: EMPTY_RENEGOTIATION_INFO });
     if (this.extendedMasterSecret) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
+    if (this.connectionId) exts.push(this.connectionIdExtension());
     if (this.suite.keyExchange === 'ecdhe_ecdsa') {
       if (this.echoPointFormats) exts.push({ type: ExtensionType.ecPointFormats, data: Buffer.from([1, ECPointFormat.uncompressed]) });
       // RFC 7250 §4.2: the server's choice, one byte each, only for the extensions the client sent.
       if (this.echoClientCertificateType) exts.push({ type: ExtensionType.clientCertificateType, data: Buffer.from([this.clientCertificateType]) });
       if (this.echoServerCertificateType) exts.push({ type: ExtensionType.serverCertificateType, data: Buffer.from([this.serverCertificateType]) });
+    }
+    if (this.recordLimitExtension !== undefined) exts.push(this.recordLimitExtension);
+    if (this.resumed) {
+      this.startAbbreviated(exts);
+      return;
     }
     const entries: FlightEntry[] = [];
     const add = (msgType: number, body: Buffer): void => {
@@ -290,7 +399,7 @@ export class ServerConnection {
     this.transcript.push(this.clientHelloMessage!);
     this.clientHelloMessage = undefined;
     add(HandshakeType.serverHello, serializeServerHello({
-      serverVersion: DTLS_1_2, random: this.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: this.suite.id, compressionMethod: 0,
+      serverVersion: DTLS_1_2, random: this.serverRandom, sessionId: this.sessionId, cipherSuite: this.suite.id, compressionMethod: 0,
       extensions: exts.length > 0 ? exts : undefined,
     }));
     if (this.suite.keyExchange === 'ecdhe_ecdsa') {
@@ -311,9 +420,78 @@ export class ServerConnection {
       add(HandshakeType.serverKeyExchange, serializePskServerKeyExchange(this.config.pskIdentityHint));
     }
     add(HandshakeType.serverHelloDone, Buffer.alloc(0));
-    this.flight = new Flight(entries, this.config.maxDatagram);
+    this.flight = new Flight(entries, this.datagramLimit, this.maxPlaintext);
     this.sendFlight();
     this.timer.start();
+  }
+
+  /** The ServerHello's connection_id extension (RFC 9146 §3): the CID we want to receive. */
+  connectionIdExtension(): Extension {
+    return { type: ExtensionType.connectionId, data: serializeConnectionId(this.connectionId!.own) };
+  }
+
+  /**
+   * RFC 5246 §7.3 abbreviated handshake: ServerHello (the cached session_id), ChangeCipherSpec and
+   * Finished in one flight, keys from the cached master secret and the new randoms. The flight is
+   * retransmitted until the client's ChangeCipherSpec + Finished arrive (RFC 6347 §4.2.4); the
+   * client sends the last flight, so afterwards we keep nothing to retransmit.
+   */
+  private startAbbreviated(exts: Extension[]): void {
+    const hello = serializeServerHello({
+      serverVersion: DTLS_1_2, random: this.serverRandom, sessionId: this.sessionId, cipherSuite: this.suite.id, compressionMethod: 0,
+      extensions: exts.length > 0 ? exts : undefined,
+    });
+    const helloSeq = this.serverSeq++;
+    this.transcript.push(this.clientHelloMessage!, fullMessage(HandshakeType.serverHello, helloSeq, hello));
+    this.clientHelloMessage = undefined;
+    const kb = keyBlock(this.master!, this.clientRandom, this.serverRandom, this.suite);
+    this.pendingRead = createProtection(this.suite, kb.client);
+    this.writeProtections[1] = createProtection(this.suite, kb.server);
+    this.writeSeq[1] = 0;
+    const finSeq = this.serverSeq++;
+    const ours = verifyData(this.master!, 'server', sha256(...this.transcript));
+    this.transcript.push(fullMessage(HandshakeType.finished, finSeq, ours));
+    this.flight = new Flight([
+      { kind: 'handshake', epoch: 0, msgType: HandshakeType.serverHello, messageSeq: helloSeq, body: hello },
+      { kind: 'ccs', epoch: 0 },
+      { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: finSeq, body: ours },
+    ], this.datagramLimit, this.maxPlaintext);
+    this.writeEpoch = 1;
+    this.state = 'awaiting_ccs';
+    this.sendFlight();
+    this.timer.start();
+  }
+
+  /** The client's Finished of an abbreviated handshake: covers ClientHello, ServerHello and our Finished. */
+  private onResumedFinished(msg: HandshakeMessage): void {
+    const received = parseFinished(msg.body);
+    const expected = verifyData(this.master!, 'client', sha256(...this.transcript));
+    if (received === undefined || !timingSafeEqual(received, expected)) {
+      this.fail(AlertDescription.decryptError, 'client Finished does not verify (abbreviated handshake)');
+      return;
+    }
+    this.timer.stop();
+    this.flight = undefined;
+    this.state = 'established';
+    this.completed = true;
+    this.transcript = [];
+    this.master?.fill(0);
+    this.master = undefined;
+    this.lastActivity = this.config.now();
+    this.host.established(this);
+  }
+
+  /** A completed full handshake goes into the session cache (when there is one) so the client can resume it. */
+  private remember(): void {
+    const cache = this.config.sessionCache;
+    if (cache !== undefined && this.sessionId.length > 0 && this.master !== undefined && this.identity !== undefined) {
+      cache.store({
+        id: this.sessionId, suite: this.suite, masterSecret: this.master, extendedMasterSecret: this.extendedMasterSecret,
+        clientCertificateType: this.clientCertificateType, serverCertificateType: this.serverCertificateType,
+        identity: this.identity, chain: this.certificateChain, pskCheck: this.pskCheck,
+      });
+    }
+    this.pskCheck = undefined;
   }
 
   /** True when this handshake is the one started by a ClientHello with `random`. */
@@ -328,6 +506,7 @@ export class ServerConnection {
 
   /** Nothing of flight 5 has been processed yet (flight 4 may not have arrived). */
   private get awaitingFlight5(): boolean {
+    if (this.resumed) return this.state === 'awaiting_ccs'; // abbreviated: the client's CCS + Finished
     return this.suite.keyExchange === 'psk' ? this.state === 'awaiting_key_exchange' : this.state === 'awaiting_certificate';
   }
 
@@ -338,7 +517,10 @@ export class ServerConnection {
   /** Encrypts and sends application data; false when there is no established session. Throws RangeError above 2^14 bytes. */
   sendApplicationData(plaintext: Buffer): boolean {
     if (this.state !== 'established') return false;
-    if (plaintext.length > MAX_PLAINTEXT_LENGTH) throw new RangeError(`application data of ${plaintext.length} bytes exceeds a record`);
+    if (plaintext.length > this.maxPlaintext) {
+      this.host.oversized?.(this, plaintext.length, this.maxPlaintext);
+      throw new RecordSizeLimitError(plaintext.length, this.maxPlaintext);
+    }
     const rec = this.writeRecord(ContentType.applicationData, this.writeEpoch, plaintext);
     if (rec) this.host.output(this, rec);
     return rec !== undefined;
@@ -355,6 +537,11 @@ export class ServerConnection {
     this.nextEpoch = [];
     this.transcript = [];
     this.reassembler.clear();
+    if (this.sessionId.length > 0 && (reason === 'alert_sent' || reason === 'alert_received' || (this.resumed && !this.completed && reason === 'handshake_timeout'))) {
+      this.config.sessionCache?.remove(this.sessionId); // RFC 5246 §7.2.2: a fatal alert or failed handshake ends resumability
+    }
+    this.master?.fill(0);
+    this.pskCheck = undefined;
     this.master = undefined;
     this.ecdh = undefined;
     this.clientKey = undefined;
@@ -363,8 +550,11 @@ export class ServerConnection {
     this.host.closed(this, reason, detail);
   }
 
-  /** Handles one record from this peer (any epoch, any type). */
-  handleRecord(rec: DtlsRecord): void {
+  /**
+   * Handles one record from this peer (any epoch, any type). `from`: where the datagram came from,
+   * when it may differ from `peer` (a tls12_cid record found by its CID).
+   */
+  handleRecord(rec: DtlsRecord, from?: PeerAddressInfo): void {
     if (this.state === 'closed') return;
     if (this.lookingUp) {
       if (this.queue.length < this.config.maxQueuedRecords) this.queue.push(copyRecord(rec));
@@ -380,18 +570,38 @@ export class ServerConnection {
     }
     if (rec.epoch !== this.readEpoch) return;
     if (rec.epoch > 0 && rec.version !== DTLS_1_2) return;
+    // RFC 9146 §4: with a CID of ours every protected record carries it (tls12_cid); without one, none does.
+    const ownCid = this.connectionId !== undefined && this.connectionId.own.length > 0 ? this.connectionId.own : undefined;
+    const cid = rec.type === ContentType.tls12Cid ? rec.cid : undefined;
+    if (rec.epoch > 0 && (cid === undefined) !== (ownCid === undefined)) return;
+    if (cid !== undefined && (rec.epoch === 0 || !cid.equals(ownCid!))) return;
     const window = this.windows.get(rec.epoch)!;
     if (!window.check(rec.seq)) return;
     let payload = rec.fragment;
+    let type = rec.type;
     if (this.readProtection !== undefined) {
-      const pt = this.readProtection.decrypt(rec.type, rec.version, rec.epoch, rec.seq, rec.fragment);
+      const pt = this.readProtection.decrypt(rec.type, rec.version, rec.epoch, rec.seq, rec.fragment, cid);
       if (pt === undefined) return;
-      if (pt.length > MAX_PLAINTEXT_LENGTH) return;
-      payload = pt;
+      const inner = cid === undefined ? { type, content: pt } : parseInnerPlaintext(pt);
+      if (inner === undefined || inner.content.length > MAX_PLAINTEXT_LENGTH || inner.type === ContentType.tls12Cid) return;
+      payload = inner.content;
+      type = inner.type;
     }
+    if (rec.epoch > 0 && payload.length > this.receiveLimit) {
+      // RFC 8449 §4: above the record_size_limit we announced.
+      this.fail(AlertDescription.recordOverflow, `record of ${payload.length} bytes above our record_size_limit ${this.receiveLimit}`);
+      return;
+    }
+    const newest = rec.seq > window.highest;
     window.accept(rec.seq);
+    if (cid !== undefined && newest && from !== undefined && this.state === 'established' && (from.address !== this.peer.address || from.port !== this.peer.port)) {
+      // RFC 9146 §6: authenticated and newer than anything received - follow the client to its new address.
+      const previous = this.peer;
+      this.peer = { address: from.address, port: from.port, family: from.family };
+      this.host.moved(this, previous);
+    }
     if (rec.epoch > 0 || this.state !== 'established') this.lastActivity = this.config.now();
-    switch (rec.type) {
+    switch (type) {
       case ContentType.handshake:
         this.onHandshake(payload);
         break;
@@ -596,6 +806,7 @@ export class ServerConnection {
       this.fail(AlertDescription.unknownPskIdentity, 'unknown PSK identity');
       return;
     }
+    this.pskCheck = this.config.sessionCache?.pskCheck(psk);
     this.deriveKeys(pskPremasterSecret(psk));
     this.keysReady();
   }
@@ -642,6 +853,10 @@ export class ServerConnection {
   }
 
   private onFinished(msg: HandshakeMessage): void {
+    if (this.resumed) {
+      this.onResumedFinished(msg);
+      return;
+    }
     const received = parseFinished(msg.body);
     const expected = verifyData(this.master!, 'client', sha256(...this.transcript));
     if (received === undefined || !timingSafeEqual(received, expected)) {
@@ -656,13 +871,16 @@ export class ServerConnection {
     this.timer.stop();
     this.flight = new Flight(
       [{ kind: 'ccs', epoch: 0 }, { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: this.serverSeq++, body: ours }],
-      this.config.maxDatagram,
+      this.datagramLimit,
+      this.maxPlaintext,
     );
     this.writeEpoch = 1;
     this.state = 'established';
     this.completed = true;
     this.transcript = [];
-    this.master = undefined; // no resumption in this slice
+    this.remember();
+    this.master?.fill(0);
+    this.master = undefined;
     this.lastActivity = this.config.now();
     this.sendFlight();
     this.host.established(this);
@@ -681,7 +899,7 @@ export class ServerConnection {
   // ---- sending -----------------------------------------------------------------------------
 
   private readonly writer: RecordWriter = {
-    overhead: (epoch) => this.writeProtections[epoch]?.maxOverhead ?? 0,
+    overhead: (epoch) => (this.writeProtections[epoch]?.maxOverhead ?? 0) + this.cidOverhead(epoch),
     record: (type, epoch, payload) => {
       const r = this.writeRecord(type, epoch, payload);
       if (r === undefined) throw new SequenceExhausted();
@@ -697,8 +915,25 @@ export class ServerConnection {
     }
     this.writeSeq[epoch] = seq + 1;
     const p = this.writeProtections[epoch];
+    const cid = this.sendCid(epoch);
+    if (p !== undefined && cid !== undefined) {
+      // RFC 9146 §4: tls12_cid with the client's CID, the real type inside the protected DTLSInnerPlaintext.
+      const fragment = p.encrypt(ContentType.tls12Cid, DTLS_1_2, epoch, seq, innerPlaintext(type, payload), cid);
+      return serializeRecord({ type: ContentType.tls12Cid, version: DTLS_1_2, epoch, seq, cid, fragment });
+    }
     const fragment = p === undefined ? payload : p.encrypt(type, DTLS_1_2, epoch, seq, payload);
     return serializeRecord({ type, version: DTLS_1_2, epoch, seq, fragment });
+  }
+
+  /** The client's CID when records of `epoch` carry one (protected epochs, non-empty CID). */
+  private sendCid(epoch: number): Buffer | undefined {
+    return epoch > 0 && this.connectionId !== undefined && this.connectionId.peer.length > 0 ? this.connectionId.peer : undefined;
+  }
+
+  /** Bytes a CID adds to a record of `epoch`: the CID in the header and the inner content type. */
+  private cidOverhead(epoch: number): number {
+    const cid = this.sendCid(epoch);
+    return cid === undefined ? 0 : cid.length + 1;
   }
 
   private sendFlight(): void {
@@ -748,7 +983,24 @@ export class ServerConnection {
 
 class SequenceExhausted extends Error {}
 
+/**
+ * Record limits from the client's request: max_fragment_length (RFC 6066 §4) is echoed and limits
+ * what we send; record_size_limit (RFC 8449 §4) limits what we send to the client's value (at most
+ * 2^14 in DTLS 1.2) and is answered with our own limit, which then bounds what we accept.
+ */
+function recordLimits(req: RecordLimitRequest | undefined, ours: number): { send: number; receive: number; extension: Extension | undefined } {
+  if (req === undefined) return { send: MAX_PLAINTEXT_LENGTH, receive: MAX_PLAINTEXT_LENGTH, extension: undefined };
+  if (req.kind === 'max_fragment_length') {
+    const send = MAX_FRAGMENT_LENGTHS[req.code];
+    if (send === undefined) throw new RangeError(`max_fragment_length code ${req.code}`);
+    return { send, receive: MAX_PLAINTEXT_LENGTH, extension: { type: ExtensionType.maxFragmentLength, data: Buffer.from([req.code]) } };
+  }
+  const data = Buffer.alloc(2);
+  data.writeUInt16BE(ours);
+  return { send: Math.min(req.limit, MAX_PLAINTEXT_LENGTH), receive: ours, extension: { type: ExtensionType.recordSizeLimit, data } };
+}
+
 /** Records queued for later must not pin the whole datagram, nor see it reused. */
 function copyRecord(r: DtlsRecord): DtlsRecord {
-  return { ...r, fragment: Buffer.from(r.fragment) };
+  return r.cid === undefined ? { ...r, fragment: Buffer.from(r.fragment) } : { ...r, fragment: Buffer.from(r.fragment), cid: Buffer.from(r.cid) };
 }

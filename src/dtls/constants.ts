@@ -95,5 +95,11 @@ export const EMPTY_RENEGOTIATION_INFO_SCSV = 0x00ff;
 export const MAX_PLAINTEXT_LENGTH = 1 << 14;
 export const MAX_CIPHERTEXT_LENGTH = (1 << 14) + 2048;
 
+/** RFC 6066 §4 max_fragment_length codes → record plaintext limit: 1 = 2^9 … 4 = 2^12. */
+export const MAX_FRAGMENT_LENGTHS: Readonly<Record<number, number>> = { 1: 512, 2: 1024, 3: 2048, 4: 4096 };
+
+/** RFC 8449 §4: a record_size_limit below 64 is illegal; in (D)TLS 1.2 the protocol limit is 2^14. */
+export const MIN_RECORD_SIZE_LIMIT = 64;
+
 /** Sequence numbers are 48-bit and never wrap. */
 export const MAX_SEQUENCE_NUMBER = 2 ** 48 - 1;

@@ -10,7 +10,11 @@
  * - `send(plaintext, port, address, cb)` encrypts to the established session with (address, port).
  *   With no session there the datagram is dropped and `cb` gets an Error (`DtlsNoSessionError`):
  *   only a client can start a DTLS session, so the server cannot reach a peer without one;
- * - `close()` sends close_notify to every session, then closes the transport.
+ * - `close()` sends close_notify to every session, then closes the transport;
+ * - `onPeerMoved(listener)` (RFC 9146 Connection ID): a session followed its client to a new
+ *   address (NAT rebinding); from then on `message` carries the new address and `send` must use
+ *   it - the old one has no session any more. Listeners get the new peer (with its identity) and
+ *   the old address, so upper layers that keep addresses (registrations) can follow at once.
  *
  * Handshakes, cookies, retransmission and timeouts are in server.ts / connection.ts.
  */
@@ -41,6 +45,9 @@ export class DtlsNoSessionError extends Error {
 
 export type DtlsEndpointOptions = DtlsServerOptions;
 
+/** A session moved (RFC 9146): `peer` is the new address with the session's identity, `previous` the old address. */
+export type PeerMovedListener = (peer: PeerInfo, previous: PeerAddressInfo) => void;
+
 export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements CoapEndpoint {
   readonly type: 'udp4' | 'udp6';
   readonly secure = true;
@@ -53,7 +60,14 @@ export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements Co
     super();
     this.sends = new SendTracker(transport);
     this.type = transport.type;
-    this.server = new DtlsServer(opts, {
+    const onDiagnostic = opts.onDiagnostic;
+    this.server = new DtlsServer({
+      ...opts,
+      onDiagnostic: (d) => {
+        if (d.kind === 'peer_moved') this.peerMoved(d.peer, d.previous);
+        onDiagnostic?.(d);
+      },
+    }, {
       send: (datagram, peer) => this.sends.send(datagram, peer.port, peer.address),
       deliver: (plaintext, conn) => {
         const peer: PeerInfo = {
@@ -78,6 +92,28 @@ export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements Co
     transport.on('error', (err) => {
       if (this.listenerCount('error') > 0) this.emit('error', err);
     });
+  }
+
+  private readonly movedListeners = new Set<PeerMovedListener>();
+
+  /** Calls `listener` whenever a session moves to a new address (RFC 9146); returns the unsubscribe function. */
+  onPeerMoved(listener: PeerMovedListener): () => void {
+    this.movedListeners.add(listener);
+    return () => this.movedListeners.delete(listener);
+  }
+
+  private peerMoved(to: PeerAddressInfo, previous: PeerAddressInfo): void {
+    const conn = this.server.session(to.address, to.port);
+    if (conn === undefined) return;
+    const peer: PeerInfo = { address: to.address, family: to.family, port: to.port, size: 0, identity: conn.peerIdentity! };
+    for (const l of [...this.movedListeners]) {
+      try {
+        l(peer, { ...previous });
+      } catch (err) {
+        // a listener's bug must not break the protocol
+        if (this.listenerCount('error') > 0) this.emit('error', err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
 
   /** Binds a UDP socket and serves DTLS on it. */
@@ -108,6 +144,15 @@ export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements Co
 
   stats(): DtlsServerStats {
     return this.server.stats();
+  }
+
+  /**
+   * The largest datagram (one record's plaintext) `send` can deliver to the session with
+   * (address, port): 2^14 unless the client asked for less (max_fragment_length /
+   * record_size_limit); undefined without a session. Larger sends fail with RecordSizeLimitError.
+   */
+  recordLimit(address: string, port: number): number | undefined {
+    return this.server.recordLimit(address, port);
   }
 
   close(): Promise<void> {

@@ -9,7 +9,7 @@
  * records into as few datagrams as fit. `RetransmitTimer` is the RFC's timer: initial value,
  * doubled after each expiry up to a maximum.
  */
-import { ContentType } from './constants.js';
+import { ContentType, MAX_PLAINTEXT_LENGTH } from './constants.js';
 import { fragmentMessage, HANDSHAKE_HEADER_LENGTH } from './handshake.js';
 import { RECORD_HEADER_LENGTH } from './record.js';
 import { CHANGE_CIPHER_SPEC } from './alert.js';
@@ -30,6 +30,11 @@ export class Flight {
     readonly entries: readonly FlightEntry[],
     /** Largest datagram to send (bytes of UDP payload). */
     private readonly maxDatagram: number,
+    /**
+     * Largest record plaintext (RFC 6066 max_fragment_length / RFC 8449 record_size_limit): handshake
+     * messages are fragmented so no record's payload exceeds it. Default 2^14.
+     */
+    private readonly maxPlaintext: number = MAX_PLAINTEXT_LENGTH,
   ) {}
 
   datagrams(writer: RecordWriter): Buffer[] {
@@ -39,7 +44,10 @@ export class Flight {
         records.push(writer.record(ContentType.changeCipherSpec, e.epoch, CHANGE_CIPHER_SPEC));
         continue;
       }
-      const room = this.maxDatagram - RECORD_HEADER_LENGTH - writer.overhead(e.epoch) - HANDSHAKE_HEADER_LENGTH;
+      const room = Math.min(
+        this.maxDatagram - RECORD_HEADER_LENGTH - writer.overhead(e.epoch) - HANDSHAKE_HEADER_LENGTH,
+        this.maxPlaintext - HANDSHAKE_HEADER_LENGTH,
+      );
       for (const frag of fragmentMessage(e.msgType, e.messageSeq, e.body, Math.max(1, room))) {
         records.push(writer.record(ContentType.handshake, e.epoch, frag));
       }

@@ -297,3 +297,14 @@ export function serializeCertificateVerify(cv: CertificateVerify): Buffer {
 export function parseCertificateVerify(body: Buffer): CertificateVerify | undefined {
   return parse(body, (r) => ({ signatureAlgorithm: r.u16(), signature: r.vec16() }));
 }
+
+// ---- Connection ID (RFC 9146 §3) ---------------------------------------------------------------
+
+/** connection_id extension body: `opaque cid<0..2^8-1>`; undefined when malformed. */
+export function parseConnectionId(data: Buffer): Buffer | undefined {
+  return parse(data, (r) => r.vec8());
+}
+
+export function serializeConnectionId(cid: Uint8Array): Buffer {
+  return vec8(cid);
+}

@@ -11,6 +11,11 @@
  *   take about the same work and give the same answer (undefined). This narrows the Lucky13
  *   timing channel; it does not close it completely (HMAC cost still varies with the length).
  *
+ * Connection ID records (RFC 9146 §5, tls12_cid, type 25): with a `cid` the plaintext is the
+ * DTLSInnerPlaintext (content ‖ real_type ‖ zeros, record.ts builds it) and the AEAD additional
+ * data / the MAC prefix is `8 × FF ‖ 25 ‖ cid_length ‖ 25 ‖ version ‖ epoch ‖ seq ‖ cid ‖
+ * inner length` instead of the 13-byte pseudo-header; nonces and padding are unchanged.
+ *
  * `decrypt` returns undefined for every failure (short fragment, bad tag, bad padding, bad MAC):
  * the record layer drops such records silently (RFC 6347 §4.1.2.7).
  */
@@ -21,8 +26,10 @@ import type { CipherSuite } from './suites.js';
 export interface RecordProtection {
   /** Largest number of bytes protection adds to a plaintext. */
   readonly maxOverhead: number;
-  encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Buffer): Buffer;
-  decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer): Buffer | undefined;
+  /** With `cid`: a tls12_cid record (`type` 25), `plaintext` being the DTLSInnerPlaintext. */
+  encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Buffer, cid?: Buffer): Buffer;
+  /** With `cid`: a tls12_cid record with that CID in its header; returns the DTLSInnerPlaintext. */
+  decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer, cid?: Buffer): Buffer | undefined;
 }
 
 /** epoch(2) ‖ seq(6) ‖ type(1) ‖ version(2) ‖ length(2): the AEAD additional data and the CBC MAC prefix. */
@@ -34,6 +41,31 @@ export function pseudoHeader(epoch: number, seq: number, type: number, version: 
   b.writeUInt16BE(version, 9);
   b.writeUInt16BE(length, 11);
   return b;
+}
+
+/**
+ * RFC 9146 §5 additional data (AEAD) and MAC prefix (CBC) of a tls12_cid record: seq_num_placeholder
+ * (8 × FF) ‖ tls12_cid ‖ cid_length ‖ tls12_cid ‖ version ‖ epoch ‖ seq ‖ cid ‖ length of the DTLSInnerPlaintext.
+ */
+export function cidHeader(version: number, epoch: number, seq: number, cid: Buffer, innerLength: number): Buffer {
+  const b = Buffer.allocUnsafe(23 + cid.length);
+  b.fill(0xff, 0, 8);
+  b[8] = TLS12_CID;
+  b[9] = cid.length;
+  b[10] = TLS12_CID;
+  b.writeUInt16BE(version, 11);
+  b.writeUInt16BE(epoch, 13);
+  b.writeUIntBE(seq, 15, 6);
+  cid.copy(b, 21);
+  b.writeUInt16BE(innerLength, 21 + cid.length);
+  return b;
+}
+
+const TLS12_CID = 25;
+
+/** The additional data / MAC prefix of a record: the 13-byte pseudo-header, or the CID form when `cid` is given. */
+function headerFor(type: number, version: number, epoch: number, seq: number, length: number, cid: Buffer | undefined): Buffer {
+  return cid === undefined ? pseudoHeader(epoch, seq, type, version, length) : cidHeader(version, epoch, seq, cid, length);
 }
 
 /** AES-CCM / AES-GCM seal with Node's crypto: ciphertext ‖ tag. */
@@ -90,19 +122,19 @@ class AeadProtection implements RecordProtection {
     this.maxOverhead = 8 + tagLength;
   }
 
-  encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Buffer): Buffer {
+  encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Buffer, cid?: Buffer): Buffer {
     const explicit = Buffer.allocUnsafe(8);
     explicit.writeUInt16BE(epoch, 0);
     explicit.writeUIntBE(seq, 2, 6);
     const nonce = Buffer.concat([this.keys.iv, explicit]);
-    const aad = pseudoHeader(epoch, seq, type, version, plaintext.length);
+    const aad = headerFor(type, version, epoch, seq, plaintext.length, cid);
     return Buffer.concat([explicit, aeadSeal(this.algorithm, this.keys.key, nonce, aad, plaintext, this.tagLength)]);
   }
 
-  decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer): Buffer | undefined {
+  decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer, cid?: Buffer): Buffer | undefined {
     if (fragment.length < this.maxOverhead) return undefined;
     const nonce = Buffer.concat([this.keys.iv, fragment.subarray(0, 8)]);
-    const aad = pseudoHeader(epoch, seq, type, version, fragment.length - this.maxOverhead);
+    const aad = headerFor(type, version, epoch, seq, fragment.length - this.maxOverhead, cid);
     return aeadOpen(this.algorithm, this.keys.key, nonce, aad, fragment.subarray(8), this.tagLength);
   }
 }
@@ -116,12 +148,12 @@ class CbcSha256Protection implements RecordProtection {
 
   constructor(private readonly keys: DirectionKeys) {}
 
-  private mac(epoch: number, seq: number, type: number, version: number, plaintext: Buffer): Buffer {
-    return createHmac('sha256', this.keys.macKey).update(pseudoHeader(epoch, seq, type, version, plaintext.length)).update(plaintext).digest();
+  private mac(epoch: number, seq: number, type: number, version: number, plaintext: Buffer, cid: Buffer | undefined): Buffer {
+    return createHmac('sha256', this.keys.macKey).update(headerFor(type, version, epoch, seq, plaintext.length, cid)).update(plaintext).digest();
   }
 
-  encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Buffer): Buffer {
-    const mac = this.mac(epoch, seq, type, version, plaintext);
+  encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Buffer, cid?: Buffer): Buffer {
+    const mac = this.mac(epoch, seq, type, version, plaintext, cid);
     const unpadded = plaintext.length + MAC_LENGTH;
     const padLength = BLOCK - 1 - (unpadded % BLOCK); // value p, p + 1 bytes of it
     const data = Buffer.concat([plaintext, mac, Buffer.alloc(padLength + 1, padLength)]);
@@ -131,7 +163,7 @@ class CbcSha256Protection implements RecordProtection {
     return Buffer.concat([iv, c.update(data), c.final()]);
   }
 
-  decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer): Buffer | undefined {
+  decrypt(type: number, version: number, epoch: number, seq: number, fragment: Buffer, cid?: Buffer): Buffer | undefined {
     const ctLength = fragment.length - BLOCK;
     if (ctLength < MAC_LENGTH + 1 || ctLength % BLOCK !== 0) return undefined;
     let data: Buffer;
@@ -155,7 +187,7 @@ class CbcSha256Protection implements RecordProtection {
     const padUsed = good === 1 ? pad + 1 : 0; // on bad padding still compute a MAC, over an assumed empty padding
     const plainLength = n - padUsed - MAC_LENGTH;
     const plaintext = data.subarray(0, plainLength);
-    const expected = this.mac(epoch, seq, type, version, plaintext);
+    const expected = this.mac(epoch, seq, type, version, plaintext, cid);
     const macOk = timingSafeEqual(expected, data.subarray(plainLength, plainLength + MAC_LENGTH));
     return macOk && good === 1 ? Buffer.from(plaintext) : undefined;
   }

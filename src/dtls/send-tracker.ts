@@ -10,7 +10,12 @@ export class SendTracker {
   private inFlight = 0;
   private waiters: (() => void)[] = [];
 
-  constructor(private readonly transport: DatagramTransport) {}
+  constructor(private transport: DatagramTransport) {}
+
+  /** Sends from now on go to `transport` (the client's rebind); those in flight still count. */
+  use(transport: DatagramTransport): void {
+    this.transport = transport;
+  }
 
   send(datagram: Uint8Array, port: number, address: string, callback?: SendCallback): void {
     this.inFlight++;

@@ -32,6 +32,8 @@ export interface SimDtlsOptions {
   readonly retransmit?: Partial<RetransmitOptions>;
   /** Give up a handshake after this long (default 30 s). */
   readonly handshakeTimeoutMs?: number;
+  /** RFC 9146: ask servers for Connection IDs, offering a CID of this many bytes (0: zero-length). Default: no CIDs. */
+  readonly connectionIdLength?: number;
   readonly onDiagnostic?: (d: DtlsClientDiagnostic) => void;
 }
 
@@ -177,6 +179,7 @@ export class SimTransport extends EventEmitter<CoapEndpointEvents> implements Co
       ...auth,
       ...(this.dtls.retransmit ? { retransmit: this.dtls.retransmit } : {}),
       ...(this.dtls.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.dtls.handshakeTimeoutMs } : {}),
+      ...(this.dtls.connectionIdLength !== undefined ? { connectionIdLength: this.dtls.connectionIdLength } : {}),
       ...(this.dtls.onDiagnostic ? { onDiagnostic: this.dtls.onDiagnostic } : {}),
     });
     if (this.closing) {

@@ -239,6 +239,18 @@ describe('dtls/x509', function () {
       expect(h.delivered[0]!.peerIdentity).to.deep.equal({ type: 'rpk', publicKey: pki.device.spki });
     });
 
+    it('a raw-public-key client listing X.509 first for the server (as GnuTLS does) gets our raw public key, not our certificate', async () => {
+      h = new Harness({}, serverOpts({ rpkLookup: async () => true }));
+      const c = await h.connect(Harness.peer(5010), {
+        cipherSuites: [0xc0ae], rpk: { publicKey: pki.device.spki, privateKey: pki.device.privateKey },
+        clientCertificateTypes: [CertificateType.rawPublicKey, CertificateType.x509], serverCertificateTypes: [CertificateType.x509, CertificateType.rawPublicKey],
+      });
+      expect(c.state).to.equal('established');
+      expect(findExtension(c.serverExtensions, ExtensionType.clientCertificateType)?.data).to.deep.equal(Buffer.from([CertificateType.rawPublicKey]));
+      expect(findExtension(c.serverExtensions, ExtensionType.serverCertificateType)?.data).to.deep.equal(Buffer.from([CertificateType.rawPublicKey]));
+      expect(c.serverSpki).to.deep.equal(pki.server.spki);
+    });
+
     it('a long server chain is fragmented and still arrives (small datagrams)', async () => {
       h = new Harness({}, serverOpts({ serverCertificate: { chain: [pki.server.der, pki.ca.der] }, maxDatagram: 256 }));
       const c = await h.connect(Harness.peer(5009), x509Client(pki.device, { maxDatagram: 256 }));
