@@ -4,19 +4,24 @@
  * the same way with port 0.
  */
 import { mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { generateServerKeyPair } from './bootstrap/credentials.js';
+import { ProfileCache, x509Admissible } from './bootstrap/admission.js';
 import { BootstrapServer, type SessionEnd } from './bootstrap/server.js';
 import { RegistrationServer, type RegistrationChange } from './registration/server.js';
 import { DeviceManager } from './registration/management/manager.js';
 import { loadOrCreateAdminToken } from './admin/token.js';
 import { DtlsEndpoint } from './dtls/endpoint.js';
-import { registrationPskKey, registrationRpkKnown } from './registration/handoff.js';
+import { logDtlsDiagnostics } from './dtls/log.js';
+import { loadOrCreateServerCertificate, subjectForHost, type CertificateSubject } from './dtls/x509-issue.js';
+import { registrationPskKey, registrationRpkKnown, registrationX509Known } from './registration/handoff.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import type { TransmissionParams } from './coap/coap-node.js';
-import type { Config } from './config/config.js';
+import { NO_X509, readX509Files, type Config, type X509Config } from './config/config.js';
 import { loadObjectRegistry } from './lwm2m/ddf.js';
 import { BOOTSTRAP_SERVER_KEY, REGISTRATION_SERVER_KEY } from './store/server-keys.js';
+import { normalizeSpki } from './store/material.js';
 import { openStore, type SqliteStore } from './store/store.js';
 import { silentLogger, type Logger } from './util/log.js';
 
@@ -50,6 +55,69 @@ export interface App {
  */
 const LISTENER_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 
+/** The file in the data directory that keeps a server's self-signed certificate (`bootstrap` / `registration`). */
+export function serverCertificateFile(dataDir: string, name: string): string {
+  return join(dataDir, `${name}-certificate.pem`);
+}
+
+/** The names of the registration server's self-signed certificate: the host of `registration.publicUri.coaps`. */
+export function registrationCertificateSubject(config: Config): CertificateSubject {
+  return subjectForHost(new URL(config.registration.publicUri.coaps).hostname);
+}
+
+/**
+ * The names of the bootstrap server's self-signed certificate. It has no public URI in the
+ * config, so: CN `lwbs bootstrap server`, and the `bootstrap.coaps` listen host as a
+ * subjectAltName when it is a specific address or name (not 0.0.0.0 / ::). Deliberately not the
+ * machine's hostname: a container gets a new one on every start, and devices pin this certificate.
+ */
+export function bootstrapCertificateSubject(config: Config): CertificateSubject {
+  const host = config.bootstrap.coaps?.host;
+  const specific = host !== undefined && host !== '' && host !== '0.0.0.0' && host !== '::';
+  return {
+    commonName: 'lwbs bootstrap server',
+    dnsNames: specific && isIP(host) === 0 ? [host.toLowerCase()] : [],
+    ipAddresses: specific && isIP(host) !== 0 ? [host] : [],
+  };
+}
+
+interface ServerDtlsIdentity {
+  readonly serverKey: { readonly publicKey: Buffer; readonly privateKey: Buffer };
+  readonly chain: readonly Buffer[];
+  readonly trustAnchors: readonly Buffer[];
+}
+
+/**
+ * A server's key pair (store.serverKeys `name`, created on first start) and certificate, from its
+ * `x509` config (`field`). A configured certificate + key replaces the stored pair when it
+ * differs (one key pair per server: RPK clients and rpk hand-offs use it too); otherwise the
+ * certificate is the self-signed one in the data directory, made when missing or stale.
+ *
+ * The listener presents the certificate only when it accepts X.509 clients (trust anchors
+ * configured): LwM2M's X.509 mode is X.509 both ways.
+ */
+async function serverDtlsIdentity(
+  store: SqliteStore, name: string, x509: X509Config, field: string, subject: CertificateSubject, dataDir: string, log: Logger,
+): Promise<ServerDtlsIdentity> {
+  const material = readX509Files(x509, field);
+  if (material.own) {
+    const own = material.own;
+    const stored = await store.serverKeys.getOrCreate(name, () => ({ publicKey: own.publicKey, privateKey: own.privateKey }));
+    if (!stored.publicKey.equals(normalizeSpki(own.publicKey))) {
+      await store.serverKeys.replace(name, { publicKey: own.publicKey, privateKey: own.privateKey });
+      log.warn(`the ${name} server key pair was replaced by the configured ${field}.privateKey; devices given the old public key must be bootstrapped again`, { name });
+    }
+    return { serverKey: { publicKey: own.publicKey, privateKey: own.privateKey }, chain: own.chain, trustAnchors: material.trustAnchors };
+  }
+  const key = await store.serverKeys.getOrCreate(name, generateServerKeyPair);
+  if (key.created) log.info(`created the ${name} server key pair`, { name });
+  const privateKey = (await store.serverKeys.revealPrivateKey(name))!;
+  const file = serverCertificateFile(dataDir, name);
+  const cert = loadOrCreateServerCertificate({ file, publicKey: key.publicKey, privateKey, subject });
+  if (cert.created) log.info(`created the ${name} server's self-signed certificate`, { file, cn: subject.commonName, reason: cert.created });
+  return { serverKey: { publicKey: key.publicKey, privateKey }, chain: [cert.der], trustAnchors: material.trustAnchors };
+}
+
 export async function startApp(config: Config, opts: AppOptions = {}): Promise<App> {
   const log = opts.log ?? silentLogger;
   // Fails early on a broken objects folder (device management will decode with it).
@@ -68,7 +136,11 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     const interrupted = await store.sessions.markInterrupted();
     if (interrupted > 0) log.warn('bootstrap sessions cut off by the previous run marked as failed', { count: interrupted, cause: 'interrupted' });
 
-    // The registration server's key pair: its public key goes to devices handed off with rpk.
+    // The registration server's key pair: its public key goes to devices handed off with rpk. With
+    // coaps, its certificate too (configured, or self-signed in the data directory).
+    const regIdentity = config.registration.coaps
+      ? await serverDtlsIdentity(store, REGISTRATION_SERVER_KEY, config.registration.x509 ?? NO_X509, 'registration.x509', registrationCertificateSubject(config), config.dataDir, log)
+      : undefined;
     const regKey = await store.serverKeys.getOrCreate(REGISTRATION_SERVER_KEY, generateServerKeyPair);
     if (regKey.created) log.info('created the registration server key pair', { name: REGISTRATION_SERVER_KEY });
     bootstrap = new BootstrapServer({
@@ -84,17 +156,22 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       addresses.set('bootstrap.coap', node.address());
     }
     if (config.bootstrap.coaps) {
-      // DTLS with PSK (the key of the enrolled device whose PSK identity the client names) and raw
+      // DTLS with PSK (the key of the enrolled device whose PSK identity the client names), raw
       // public keys (an enrolled device's key; the server's own pair `bootstrap`, created on first
-      // start: `lwbs keys show bootstrap`). X.509 comes with the next DTLS slice.
-      const bsKey = await store.serverKeys.getOrCreate(BOOTSTRAP_SERVER_KEY, generateServerKeyPair);
-      if (bsKey.created) log.info('created the bootstrap server key pair', { name: BOOTSTRAP_SERVER_KEY });
+      // start: `lwbs keys show bootstrap`) and X.509 (chains to bootstrap.x509.trustAnchors whose
+      // names could be admitted: admission.ts x509Admissible).
+      const bs = await serverDtlsIdentity(store, BOOTSTRAP_SERVER_KEY, config.bootstrap.x509 ?? NO_X509, 'bootstrap.x509', bootstrapCertificateSubject(config), config.dataDir, log);
+      const profiles = new ProfileCache(store.profiles);
       const endpoint = await DtlsEndpoint.create({
         ...config.bootstrap.coaps,
         recvBufferSize: LISTENER_RECV_BUFFER_BYTES,
+        onDiagnostic: logDtlsDiagnostics(log, 'bootstrap.coaps'),
         pskLookup: async (identity) => (await store.devices.findByPskIdentity(identity))?.key,
-        serverKey: { publicKey: bsKey.publicKey, privateKey: (await store.serverKeys.revealPrivateKey(BOOTSTRAP_SERVER_KEY))! },
+        serverKey: bs.serverKey,
         rpkLookup: async (spki) => (await store.devices.findByRpk(spki)) !== undefined,
+        ...(bs.trustAnchors.length > 0
+          ? { serverCertificate: { chain: bs.chain }, trustAnchors: bs.trustAnchors, x509Lookup: (leaf: Buffer) => x509Admissible(store, profiles, leaf) }
+          : {}),
       });
       const node = bootstrap.attach(endpoint, opts.transmission ? { transmission: opts.transmission } : {});
       addresses.set('bootstrap.coaps', node.address());
@@ -118,15 +195,20 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       addresses.set('registration.coap', node.address());
     }
     if (config.registration.coaps) {
-      // Keys of the pending or active credentials provisioned for this server; the server's own
-      // pair is the one rpk hand-offs gave devices (/0/x/4).
+      // Keys and certificates of the pending or active credentials provisioned for this server; the
+      // server's own pair is the one rpk hand-offs gave devices (/0/x/4).
       const uris = [config.registration.publicUri.coap, config.registration.publicUri.coaps];
+      const rs = regIdentity!;
       const endpoint = await DtlsEndpoint.create({
         ...config.registration.coaps,
         recvBufferSize: LISTENER_RECV_BUFFER_BYTES,
+        onDiagnostic: logDtlsDiagnostics(log, 'registration.coaps'),
         pskLookup: (identity) => registrationPskKey(store, identity, uris),
-        serverKey: { publicKey: regKey.publicKey, privateKey: (await store.serverKeys.revealPrivateKey(REGISTRATION_SERVER_KEY))! },
+        serverKey: rs.serverKey,
         rpkLookup: (spki) => registrationRpkKnown(store, spki, uris),
+        ...(rs.trustAnchors.length > 0
+          ? { serverCertificate: { chain: rs.chain }, trustAnchors: rs.trustAnchors, x509Lookup: (leaf: Buffer) => registrationX509Known(store, leaf, uris) }
+          : {}),
       });
       const node = registration.attach(endpoint, opts.transmission ? { transmission: opts.transmission } : {});
       addresses.set('registration.coaps', node.address());

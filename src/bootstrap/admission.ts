@@ -2,9 +2,9 @@
  * Who may bootstrap, and with which profile (bootstrap.md §2 steps 1–3, §13).
  *
  *  1. The endpoint: `ep`, else (LwM2M 1.1+) the DTLS identity — a PSK identity is the endpoint
- *     name; for RPK/X.509 the device enrolled with that key or certificate is looked up.
+ *     name; for RPK the device enrolled with that key is looked up; X.509: see below.
  *  2. A known device must arrive with the security it was enrolled with, and with exactly its
- *     identity: a device enrolled with a PSK that calls over plain CoAP is refused, or anyone
+ *     identity (X.509: see below): a device enrolled with a PSK that calls over plain CoAP is refused, or anyone
  *     could claim its name and be handed its credentials.
  *  3. An unknown endpoint may enroll itself (zero-touch) through the profile whose `match`
  *     pattern fits it best, if that profile allows the security it arrived with. The most
@@ -13,8 +13,24 @@
  * Refusals are 4.00 on the wire with a deliberately generic diagnostic, so the bootstrap URI is
  * not an oracle for which endpoints are enrolled; the precise cause goes to the session record
  * and the log, where operators look.
+ *
+ * X.509 (dtls.md §1.3, bootstrap.md §2 and §13). The DTLS layer has already verified the client's
+ * chain up to one of `bootstrap.x509.trustAnchors` (none configured: no X.509 client gets this
+ * far) and its possession of the key; the trust anchors vouch for the names in the certificate.
+ *  - Endpoint without `ep` (1.1+): the device enrolled with exactly this certificate, else the
+ *    certificate's subject CN; neither → refused (`no_endpoint`).
+ *  - Name check, always: the endpoint must equal the subject CN or a subjectAltName value (DNS,
+ *    URI, email, IP as text), else `unauthorized` (the log names the endpoint and the names).
+ *  - A device enrolled with x509 is admitted with its enrolled certificate or any other trusted
+ *    certificate naming it (a certificate renewed by the CA); the enrolled certificate is not
+ *    rewritten. A device enrolled with nosec, psk or rpk is refused over X.509.
+ *  - An unknown endpoint enrolls itself (zero-touch) as above when its best-matching profile
+ *    allows x509; the device is recorded with the certificate it arrived with.
+ * `x509Admissible` is the same decision made early, in the handshake (the DTLS `x509Lookup`),
+ * when no request and so no `ep` is known yet: see there.
  */
 import { identityBytes, securityOf, type PeerIdentity } from '../coap/endpoint.js';
+import { certificateNames, type CertificateNames } from '../dtls/x509.js';
 import { StoreError } from '../store/errors.js';
 import type { DeviceAuth, DeviceAuthInput, DeviceRecord, ProfileRepository, Store } from '../store/types.js';
 import { bytesAsText, bytesEqual, describeBytes } from '../util/bytes.js';
@@ -140,9 +156,68 @@ async function endpointFromIdentity(store: Store, identity: PeerIdentity | undef
     }
     case 'x509': {
       const device = await store.devices.findByCertificate(identity.certificate);
-      return device ? { endpoint: device.endpoint, device } : undefined;
+      if (device) return { endpoint: device.endpoint, device };
+      const cn = namesOf(identity.certificate)?.cn;
+      return cn === undefined || cn === '' ? undefined : { endpoint: Buffer.from(cn, 'utf8') };
     }
   }
+}
+
+/** The certificate's CN and subjectAltName values; undefined when its DER does not parse. */
+function namesOf(certificate: Uint8Array): CertificateNames | undefined {
+  try {
+    return certificateNames(certificate);
+  } catch {
+    return undefined;
+  }
+}
+
+/** "CN \"a\", SAN \"b\", \"c\"" for the log. */
+function describeNames(n: CertificateNames | undefined): string {
+  if (n === undefined) return 'an unreadable certificate';
+  const parts = [n.cn === undefined ? 'no CN' : `CN ${JSON.stringify(n.cn)}`];
+  parts.push(n.sans.length === 0 ? 'no subjectAltName' : `subjectAltName ${n.sans.map((x) => JSON.stringify(x)).join(', ')}`);
+  return parts.join(', ');
+}
+
+/** Whether an X.509 certificate names `endpoint` (its CN or a subjectAltName value equals it). */
+export function certificateNamesEndpoint(certificate: Uint8Array, endpoint: Uint8Array): boolean {
+  const name = bytesAsText(endpoint);
+  const n = namesOf(certificate);
+  return name !== undefined && n !== undefined && (n.cn === name || n.sans.includes(name));
+}
+
+/** identityMatches, and for X.509 any (trusted, name-checked) certificate of an x509 device. */
+function accepts(auth: DeviceAuth, identity: PeerIdentity | undefined): boolean {
+  return identityMatches(auth, identity) || (auth.kind === 'x509' && identity?.type === 'x509');
+}
+
+/** At most this many certificate names are looked up per handshake. */
+const MAX_NAMES_LOOKED_UP = 16;
+
+/**
+ * The bootstrap listener's `x509Lookup`: whether a client whose chain verified against the trust
+ * anchors may finish the handshake. True when its certificate is the exact one an enrolled device
+ * has (admission then still checks the names), or when one of its names (CN first, then the
+ * subjectAltName values, at most 16) could be admitted: the endpoint of a device enrolled with
+ * x509, or an unknown endpoint whose best-matching profile allows x509 enrollment. False
+ * otherwise (the client gets certificate_unknown and no request of it is read).
+ */
+export async function x509Admissible(store: Store, profiles: ProfileCache, certificate: Uint8Array): Promise<boolean> {
+  if (await store.devices.findByCertificate(certificate)) return true;
+  const n = namesOf(certificate);
+  if (n === undefined) return false;
+  const names = [...new Set([...(n.cn === undefined ? [] : [n.cn]), ...n.sans])].filter((x) => x !== '').slice(0, MAX_NAMES_LOOKED_UP);
+  for (const name of names) {
+    const device = await store.devices.get(Buffer.from(name, 'utf8'));
+    if (device) {
+      if (device.auth.kind === 'x509') return true;
+      continue;
+    }
+    const match = selectProfileByMatch(await profiles.matchable(), name);
+    if (match && enrollmentAllowed(match.profile, 'x509')) return true;
+  }
+  return false;
 }
 
 /** Decides whether a Bootstrap-(Pack-)Request may proceed, enrolling a zero-touch device. */
@@ -163,8 +238,12 @@ export async function admit(
   device ??= await store.devices.get(endpoint);
   const ep = describeBytes(endpoint);
 
+  if (request.identity?.type === 'x509' && !certificateNamesEndpoint(request.identity.certificate, endpoint)) {
+    return refused('unauthorized', `endpoint ${ep} is not named by the client certificate (${describeNames(namesOf(request.identity.certificate))}): its CN or a subjectAltName must equal the endpoint`);
+  }
+
   if (device) {
-    if (!identityMatches(device.auth, request.identity)) {
+    if (!accepts(device.auth, request.identity)) {
       return refused('unauthorized', `${ep} is enrolled with ${device.auth.kind === 'none' ? 'no bootstrap security (plain CoAP)' : device.auth.kind} but arrived with ${describeArrival(request.identity)}`);
     }
     const profile = await profiles.get(device.profile);
@@ -190,7 +269,7 @@ export async function admit(
     // Two first requests of the same new device racing each other: the other one enrolled it.
     if (!(e instanceof StoreError && e.code === 'duplicate')) throw e;
     const again = await store.devices.get(endpoint);
-    if (!again || !identityMatches(again.auth, request.identity)) {
+    if (!again || !accepts(again.auth, request.identity)) {
       return refused('unauthorized', `${ep}: enrollment refused: ${e.message}`);
     }
     device = again;

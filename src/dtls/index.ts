@@ -1,7 +1,10 @@
 /** DTLS 1.2 server side (RFC 6347): PSK and ECDHE_ECDSA (raw public key or X.509) cipher suites, the CoapEndpoint over it, and the building blocks. */
-export { DtlsEndpoint, DtlsNoSessionError, type DatagramTransport, type DtlsEndpointOptions } from './endpoint.js';
+export { DtlsEndpoint, DtlsNoSessionError, type DatagramTransport, type DtlsEndpointOptions, type PeerMovedListener } from './endpoint.js';
 export { DtlsServer, type DtlsDiagnostic, type DtlsServerIo, type DtlsServerOptions, type DtlsServerStats } from './server.js';
-export type { CloseReason, DtlsPeerIdentity, PeerAddressInfo, PskLookup, RpkLookup, ServerConnection, X509Lookup } from './connection.js';
+export type { CloseReason, DtlsPeerIdentity, PeerAddressInfo, PskLookup, RecordLimitRequest, RpkLookup, ServerConnection, X509Lookup } from './connection.js';
+export { RecordSizeLimitError } from './connection.js';
+export { SessionCache, DEFAULT_SESSION_CACHE, type SessionCacheOptions } from './session-cache.js';
+export { logDtlsDiagnostics } from './log.js';
 export { loadServerKey, type ServerKeyInput, type ServerKeyMaterial } from './ecc.js';
 export {
   ALL_SUITES, suiteById, suiteHex, TLS_PSK_WITH_AES_128_CBC_SHA256, TLS_PSK_WITH_AES_128_CCM, TLS_PSK_WITH_AES_128_CCM_8,

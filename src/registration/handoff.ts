@@ -8,6 +8,11 @@
  *    found by the identity the peer proved — PSK identity, raw public key (SPKI) or certificate —
  *    in the mode it proved it with; the endpoint is the credential's. An `ep` that names another
  *    endpoint is refused (registration.md §2.4 step 4).
+ *  - X.509 (mode x509, the client certificate DER as the credential's public key, e.g. from
+ *    `lwbs device credential add EP --mode x509 --certificate FILE`): the certificate must be the
+ *    credential's exactly (the DTLS layer verified its chain to `registration.x509.trustAnchors`)
+ *    and must name the credential's endpoint in its subject CN or a subjectAltName value
+ *    (registration.md §2.4 step 4); otherwise `identity_mismatch`.
  *  - Pending and active credentials are candidates (a Finish response can be lost). Of several,
  *    the newest is taken: over plain CoAP they cannot be told apart, and the newest is the one
  *    the latest bootstrap gave the device — promoting it retires the older ones.
@@ -18,7 +23,8 @@
  */
 import { identityBytes, securityOf, type PeerIdentity } from '../coap/endpoint.js';
 import type { CredentialRecord, RegistrationSecurity, SecurityMode, Store } from '../store/types.js';
-import { describeBytes } from '../util/bytes.js';
+import { certificateNames } from '../dtls/x509.js';
+import { bytesAsText, describeBytes } from '../util/bytes.js';
 
 export type HandOffRefusalCause =
   /** Plain CoAP without `ep`: nothing names the endpoint (4.00). */
@@ -107,7 +113,23 @@ export async function authorizeRegistration(
   if (request.endpoint !== undefined && !request.endpoint.equals(credential.endpoint)) {
     return refused('identity_mismatch', `ep ${describeBytes(request.endpoint)} does not match ${what}, which belongs to ${describeBytes(credential.endpoint)}`);
   }
+  if (identity.type === 'x509') {
+    const names = certificateNamesOf(key);
+    const name = bytesAsText(credential.endpoint);
+    if (names === undefined || name === undefined || (names.cn !== name && !names.sans.includes(name))) {
+      const shown = names === undefined ? 'unreadable' : `CN ${names.cn === undefined ? '(none)' : JSON.stringify(names.cn)}, subjectAltName ${names.sans.length === 0 ? '(none)' : names.sans.map((n) => JSON.stringify(n)).join(', ')}`;
+      return refused('identity_mismatch', `endpoint ${describeBytes(credential.endpoint)} is not named by its certificate (${shown}): the CN or a subjectAltName must equal the endpoint`);
+    }
+  }
   return { ok: true, handOff: { endpoint: credential.endpoint, credential, security, identity: key } };
+}
+
+function certificateNamesOf(der: Uint8Array): { cn?: string; sans: string[] } | undefined {
+  try {
+    return certificateNames(der);
+  } catch {
+    return undefined;
+  }
 }
 
 function newestFirst(list: CredentialRecord[]): CredentialRecord[] {
@@ -157,4 +179,16 @@ export async function registrationRpkKnown(store: Store, spki: Uint8Array, serve
   const ours = new Set(serverUris.map(normalizeServerUri));
   const all = await store.credentials.findForRegistration({ publicKey: spki });
   return all.some((c) => c.mode === 'rpk' && ours.has(normalizeServerUri(c.serverUri)));
+}
+
+/**
+ * The registration listener's `x509Lookup`: whether a DTLS client whose certificate chain
+ * verified against the trust anchors may reach this registration server - a pending or active
+ * x509 credential with exactly that certificate (DER) for one of `serverUris` exists. The name
+ * check (CN/SAN = endpoint) follows at Register, where it can be logged.
+ */
+export async function registrationX509Known(store: Store, certificate: Uint8Array, serverUris: readonly string[]): Promise<boolean> {
+  const ours = new Set(serverUris.map(normalizeServerUri));
+  const all = await store.credentials.findForRegistration({ publicKey: certificate });
+  return all.some((c) => c.mode === 'x509' && ours.has(normalizeServerUri(c.serverUri)));
 }

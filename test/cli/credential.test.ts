@@ -5,8 +5,12 @@
  * direct PSK. Bad options are usage errors that never echo the key.
  */
 import { expect } from 'chai';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { generateServerKeyPair } from '../../src/bootstrap/credentials.js';
-import { registrationPskKey, registrationRpkKnown } from '../../src/registration/handoff.js';
+import { registrationPskKey, registrationRpkKnown, registrationX509Known } from '../../src/registration/handoff.js';
+import { issue, makeCa } from '../dtls/openssl-support.js';
 import { RegistrationServer } from '../../src/registration/server.js';
 import { FakeDevice } from '../bootstrap/fake-device.js';
 import { PROFILE_DOC } from '../store/support.js';
@@ -76,10 +80,53 @@ describe('cli: lwbs device credential add (direct enrollment)', function () {
     });
   });
 
+  it('x509: the certificate (PEM) is known to the registration server, with its self-signed certificate as the server\'s', async () => {
+    makeCa(box.dir, 'ca', 'cli CA');
+    const device = issue(box.dir, 'dev', 'ca', { cn: 'serial 1', san: 'URI:direct-1' });
+    const r = box.run(['device', 'credential', 'add', 'direct-1', '--ssid', '3', '--mode', 'x509', '--certificate', device.certFile]);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.out).to.match(/enrolled "?direct-1"? directly with coaps:\/\/127\.0\.0\.1:5784 \(SSID 3, x509\): credential \d+ active/);
+    expect(r.err).to.match(/warning: registration\.x509\.trustAnchors is empty/);
+    const serverCert = new X509Certificate(readFileSync(join(box.data, 'registration-certificate.pem')));
+    expect(serverCert.subjectAltName).to.equal('IP Address:127.0.0.1');
+    await box.withStore(async (store) => {
+      expect(await registrationX509Known(store, device.der, [COAP, COAPS])).to.equal(true);
+      const [cred] = await store.credentials.listForDevice('direct-1');
+      expect(cred).to.deep.include({ status: 'active', mode: 'x509', shortServerId: 3, serverUri: COAPS });
+      expect(cred!.publicKey!.equals(device.der)).to.equal(true);
+      expect(cred!.serverPublicKey!.equals(serverCert.raw)).to.equal(true);
+      const key = await store.serverKeys.get('registration');
+      expect(serverCert.publicKey.export({ format: 'der', type: 'spki' }).equals(key!.publicKey)).to.equal(true);
+    });
+  });
+
+  it('x509: a configured server certificate is recorded; a certificate that does not name the endpoint is refused (exit 2)', async () => {
+    const ca = makeCa(box.dir, 'ca', 'cli CA');
+    const server = issue(box.dir, 'server', 'ca', { cn: 'lwm2m.example.com', san: 'DNS:lwm2m.example.com' });
+    const device = issue(box.dir, 'dev', 'ca', { cn: 'direct-1' });
+    const stranger = issue(box.dir, 'stranger', 'ca', { cn: 'someone-else', san: 'DNS:someone.example' });
+    const config = box.file('lwbs.json', JSON.stringify({ registration: { x509: { trustAnchors: [ca.certFile], certificate: server.certFile, privateKey: server.keyFile } } }));
+    const bad = box.run(['device', 'credential', 'add', 'direct-1', '--ssid', '3', '--mode', 'x509', '--certificate', stranger.certFile, '-c', config]);
+    expect(bad.code).to.equal(2);
+    expect(bad.err).to.match(/does not name "?direct-1"? \(CN "someone-else", subjectAltName "someone\.example"\)/);
+    const der = box.file('dev.der', device.der);
+    const r = box.run(['device', 'credential', 'add', 'direct-1', '--ssid', '3', '--mode', 'x509', '--certificate', der, '-c', config]);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.err).to.not.match(/warning/);
+    expect(r.out + r.err).to.not.include(readFileSync(server.keyFile, 'utf8').split('\n')[1]!);
+    await box.withStore(async (store) => {
+      const [cred] = await store.credentials.listForDevice('direct-1');
+      expect(cred!.publicKey!.equals(device.der)).to.equal(true);
+      expect(cred!.serverPublicKey!.equals(server.der)).to.equal(true);
+    });
+  });
+
   it('refuses bad options as usage errors (exit 2), and unknown devices (exit 1), never echoing a key', async () => {
     const cases: [string[], RegExp, number][] = [
       [['--ssid', '0', '--mode', 'nosec'], /--ssid must be 1\.\.65534/, 2],
-      [['--ssid', '1', '--mode', 'x509'], /--mode must be nosec, psk or rpk/, 2],
+      [['--ssid', '1', '--mode', 'tls'], /--mode must be nosec, psk, rpk or x509/, 2],
+      [['--ssid', '1', '--mode', 'x509'], /--mode x509 needs --certificate FILE/, 2],
+      [['--ssid', '1', '--mode', 'rpk', '--certificate', 'dev.pem'], /--certificate goes with --mode x509/, 2],
       [['--ssid', '1', '--mode', 'nosec', '--psk-key', KEY], /--psk-\* options go with --mode psk/, 2],
       [['--ssid', '1', '--mode', 'psk', '--psk-identity', 'a', '--psk-key', 'zz'], /--psk-key as pairs of hex digits/, 2],
       [['--ssid', '1', '--mode', 'psk', '--psk-identity', 'a', '--psk-key', KEY, '--server-uri', 'coap://x'], /must be a coaps:\/\/ URI/, 2],
