@@ -350,6 +350,8 @@ export function isNewerNotification(
 
 // ---- implementation -------------------------------------------------------------------------
 
+/** Bytes a request keeps free for its CoAP header (4), token (up to 8) and options when a block must fit a record limit. */
+const BLOCK_HEADROOM = 128;
 const EMPTY = Buffer.alloc(0);
 
 /** node-coap's RetrySend fields we adjust per request (its timing is otherwise process-global). */
@@ -941,9 +943,10 @@ export class CoapNode {
     }
     if (o.options !== undefined) for (const [num, values] of groupOptions(o.options)) options[optionKey(num)] = values;
     const payload = o.payload === undefined ? EMPTY : toBuffer(o.payload);
-    if (payload.length > this.blockSize) {
+    const blockSize = this.blockSizeFor(peer);
+    if (payload.length > blockSize) {
       // node-coap's Agent sends block-wise when a Block1 option is present; its first byte is SZX.
-      options['Block1'] = Buffer.of(Math.log2(this.blockSize) - 4);
+      options['Block1'] = Buffer.of(Math.log2(blockSize) - 4);
       options['Size1'] = encodeUint(payload.length);
     }
 
@@ -1078,6 +1081,19 @@ export class CoapNode {
   }
 
   /** The caller's token (checked) or a fresh random one no exchange/observation/Agent request holds. */
+  /**
+   * Block1 size for a request to `peer`: the node's, or smaller when the endpoint says the peer
+   * takes smaller datagrams (DTLS max_fragment_length / record_size_limit): the largest power of
+   * two that leaves BLOCK_HEADROOM bytes for the CoAP header, token and options. 512 → 256.
+   */
+  private blockSizeFor(peer: PeerAddress): number {
+    const limit = this.endpoint.recordLimit?.(peer.address, peer.port);
+    if (limit === undefined) return this.blockSize;
+    let size = this.blockSize;
+    while (size > 16 && size + BLOCK_HEADROOM > limit) size /= 2;
+    return size;
+  }
+
   private pickToken(peer: PeerAddress, wanted: Uint8Array | undefined, what: string): Buffer {
     if (wanted === undefined) {
       let token = this.tokens.next();

@@ -72,12 +72,17 @@ export interface CoapEndpoint extends Pick<EventEmitter<CoapEndpointEvents>, 'on
   address(): AddressInfo;
   /** Stops receiving, releases the port. Idempotent. */
   close(): Promise<void>;
+  /**
+   * The largest datagram `send` delivers to (address, port), when the transport knows one below
+   * the usual (DTLS: the client's max_fragment_length / record_size_limit); undefined: no limit.
+   */
+  recordLimit?(address: string, port: number): number | undefined;
 }
 
 /**
  * The key that identifies a peer for message-layer matching (dedup, ACK routing, tokens).
- * Over DTLS with Connection IDs the address may change under a session; the DTLS endpoint will
- * then have to present a stable (address, port) for the session to this layer.
+ * Over DTLS with Connection IDs the address may change under a session: the DTLS endpoint then
+ * delivers and accepts the new address only (`DtlsEndpoint.onPeerMoved` tells upper layers).
  */
 export function peerKey(peer: PeerAddress): string {
   return `${peer.address}|${peer.port}`;

@@ -440,6 +440,30 @@ describe('coap/CoapNode over UDP', function () {
     expect(opt(first, 'Content-Format')[0]).to.deep.equal(Buffer.of(0x2d, 0x16));
   });
 
+  it('sends blocks that fit a record limit the endpoint reports for the peer (DTLS max_fragment_length 512 → 256-byte blocks)', async () => {
+    const dev = await device();
+    const udp = await UdpEndpoint.create({ host: LOCAL, port: 0 });
+    // A UDP endpoint that reports a 512-byte record limit for this device only, as DtlsEndpoint does.
+    const limited = Object.assign(udp, { recordLimit: (address: string, port: number) => (address === dev.address.address && port === dev.address.port ? 512 : undefined) });
+    const node = new CoapNode(limited, { handler: refuse });
+    nodes.push(node);
+    const sizes: number[] = [];
+    dev.onPacket = (rx) => {
+      const p = rx.packet;
+      if (!p || !isRequest(rx)) return;
+      sizes.push(rx.raw.length);
+      const b1 = opt(p, 'Block1')[0]!;
+      const more = (b1[b1.length - 1]! & 8) !== 0;
+      dev.reply(rx, { ack: true, code: more ? '2.31' : '2.04', messageId: p.messageId, token: p.token, options: [{ name: 'Block1', value: b1 }] });
+    };
+    const r = await node.request(dev.address, { method: 'PUT', path: [0, 1], contentFormat: 11542, payload: Buffer.alloc(700, 1), timeoutMs: 3000 });
+    expect(r.code).to.equal('2.04');
+    const first = dev.received.find((rx) => isRequest(rx))!.packet!;
+    expect(opt(first, 'Block1')[0]![0]! & 7).to.equal(4); // SZX 4 = 256 bytes
+    expect(sizes).to.have.length(3);
+    for (const n of sizes) expect(n).to.be.at.most(512);
+  });
+
   it('rejects with reason reset when the device answers RST', async () => {
     const dev = await device();
     const node = await startNode({ handler: refuse });
