@@ -382,12 +382,7 @@ export class DtlsServer {
     }
     const refusal = this.checkHello(ch);
     if (typeof refusal === 'object' && 'alert' in refusal) {
-      this.counters.handshakesRefused++;
-      this.diag({ kind: 'handshake_refused', peer: from, alert: refusal.alert, reason: refusal.reason });
-      this.io.send(serializeRecord({
-        type: ContentType.alert, version: DTLS_1_2, epoch: 0, seq: rec.seq,
-        fragment: serializeAlert({ level: AlertLevel.fatal, description: refusal.alert }),
-      }), from);
+      this.refuseHello(rec, from, refusal.alert, refusal.reason);
       return;
     }
     const limits = recordLimitRequest(ch);
