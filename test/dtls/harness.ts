@@ -61,13 +61,15 @@ export class Harness {
     for (const d of datagrams) this.server.handleDatagram(d, peer);
   }
 
-  /** Runs client ↔ server until neither has anything more to say (PSK lookups resolve on ticks). */
-  async pump(client: PskClient, peer: PeerAddressInfo, first: Buffer[], filter?: (d: Buffer, dir: 'up' | 'down') => boolean): Promise<void> {
+  /**
+   * Runs client ↔ server until neither has anything more to say (PSK lookups resolve on ticks;
+   * `ticks` per round: the resumption tests wait longer for the asynchronous identity re-check).
+   */
+  async pump(client: PskClient, peer: PeerAddressInfo, first: Buffer[], filter?: (d: Buffer, dir: 'up' | 'down') => boolean, ticks = 2): Promise<void> {
     let up = first;
     for (let round = 0; round < 50; round++) {
       this.input(peer, filter ? up.filter((d) => filter(d, 'up')) : up);
-      await tick();
-      await tick();
+      for (let i = 0; i < ticks; i++) await tick();
       const down = this.take(peer);
       up = [];
       for (const d of filter ? down.filter((x) => filter(x, 'down')) : down) up.push(...client.receive(d));

@@ -4,6 +4,10 @@
  * `hello()` gives the first datagrams, `receive(datagram)` returns what to send back, `send()`
  * encrypts application data. `UdpPskClient` runs it over a real socket with a simple
  * retransmission loop. Deliberately lenient knobs (`options`) let tests misbehave on purpose.
+ * Session resumption (RFC 5246 §7.3): after a full handshake `session` holds the session_id and
+ * the master secret we computed ourselves; `options.session` offers them again, and a ServerHello
+ * echoing the id leads to the abbreviated handshake (server CCS + Finished, then ours). `seen`
+ * keeps every record the server sent, decrypted, so a test can check a flight's exact contents.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes, timingSafeEqual, X509Certificate, type KeyObject } from 'node:crypto';
@@ -18,7 +22,7 @@ import {
   findExtension, parseCertificateList, parseCertificateRequest, parseEcdheServerKeyExchange, parseHelloVerifyRequest, parsePskServerKeyExchange,
   parseRawPublicKeyCertificate, parseServerHello, serializeCertificateVerify, serializeClientHello, serializeEcdhClientKeyExchange,
   serializeCertificateList, serializeEcdhParams, serializePskClientKeyExchange, serializeRawPublicKeyCertificate, type CertificateRequest, type ClientHello,
-  type EcdheServerKeyExchange, type Extension,
+  type EcdheServerKeyExchange, type Extension, type ServerHello,
 } from '../../src/dtls/messages.js';
 import { extendedMasterSecret, keyBlock, masterSecret, pskPremasterSecret, sha256, verifyData } from '../../src/dtls/prf.js';
 import { createProtection, type RecordProtection } from '../../src/dtls/protection.js';
@@ -69,8 +73,18 @@ export interface PskClientOptions {
   readonly clientVersion?: number;
   /** Largest datagram (default 1400); small values force fragmentation of our flights. */
   readonly maxDatagram?: number;
-  /** Corrupt our Finished verify_data (tests decrypt_error). */
+  /** Corrupt our Finished verify_data (tests decrypt_error); in an abbreviated handshake too. */
   readonly badFinished?: boolean;
+  /** Resume this session: its id and the master secret we computed when it was made. */
+  readonly session?: { readonly id: Buffer; readonly master: Buffer };
+}
+
+/** A record the server sent, after decryption. */
+export interface SeenRecord {
+  readonly type: number;
+  readonly epoch: number;
+  readonly seq: number;
+  readonly payload: Buffer;
 }
 
 export type ClientState = 'start' | 'hello_sent' | 'key_exchange_sent' | 'established' | 'closed';
@@ -79,7 +93,18 @@ export class PskClient {
   state: ClientState = 'start';
   readonly alerts: Alert[] = [];
   readonly received: Buffer[] = [];
+  /** Every record the server sent us (decrypted once we have keys), in order. */
+  readonly seen: SeenRecord[] = [];
   helloVerifyRequests = 0;
+  serverHello: ServerHello | undefined;
+  /** True when the server answered our offered session_id with the abbreviated handshake. */
+  abbreviated = false;
+  /** The server's Finished verified (both kinds of handshake). */
+  serverFinishedValid = false;
+  /** Session id (from the ServerHello) and the master secret we derived: what a later resumption needs. */
+  session: { id: Buffer; master: Buffer } | undefined;
+  /** Our last ClientHello as a handshake message (the transcript's first entry). */
+  helloMessage: Buffer | undefined;
   suite: CipherSuite | undefined;
   ems = false;
   serverHint: Buffer | undefined;
@@ -149,7 +174,7 @@ export class PskClient {
     }
     exts.push(...(this.options.extraExtensions ?? []));
     return {
-      clientVersion: this.options.clientVersion ?? DTLS_1_2, random: this.random, sessionId: Buffer.alloc(0), cookie: this.cookie,
+      clientVersion: this.options.clientVersion ?? DTLS_1_2, random: this.random, sessionId: this.options.session?.id ?? Buffer.alloc(0), cookie: this.cookie,
       cipherSuites: this.options.cipherSuites ?? [0xc0a8], compressionMethods: [0], extensions: exts,
     };
   }
@@ -158,7 +183,8 @@ export class PskClient {
   hello(): Buffer[] {
     const body = serializeClientHello(this.clientHello());
     const seq = this.messageSeq++;
-    this.transcript = [fullMessage(HandshakeType.clientHello, seq, body)];
+    this.helloMessage = fullMessage(HandshakeType.clientHello, seq, body);
+    this.transcript = [this.helloMessage];
     this.flight = new Flight([{ kind: 'handshake', epoch: 0, msgType: HandshakeType.clientHello, messageSeq: seq, body }], this.maxDatagram);
     this.state = 'hello_sent';
     return this.flight.datagrams(this.writer);
@@ -185,6 +211,7 @@ export class PskClient {
         if (pt === undefined) continue;
         payload = pt;
       }
+      this.seen.push({ type: rec.type, epoch: rec.epoch, seq: rec.seq, payload: Buffer.from(payload) });
       switch (rec.type) {
         case ContentType.alert: {
           const a = parseAlert(payload);
@@ -204,6 +231,11 @@ export class PskClient {
           if (this.state === 'established') this.received.push(Buffer.from(payload));
           break;
         case ContentType.handshake:
+          if (this.state === 'established' && this.abbreviated) {
+            // The server repeats its abbreviated flight: our Finished was lost.
+            out.push(...this.repeatLastFlight());
+            break;
+          }
           for (const f of parseHandshakeFragments(payload) ?? []) this.reassembler.add(f);
           for (let m = this.reassembler.take(); m; m = this.reassembler.take()) out.push(...this.onMessage(m));
           break;
@@ -225,11 +257,19 @@ export class PskClient {
       case HandshakeType.serverHello: {
         const sh = parseServerHello(m.body);
         if (!sh) throw new Error('bad ServerHello');
+        this.serverHello = { ...sh, random: Buffer.from(sh.random), sessionId: Buffer.from(sh.sessionId) };
         this.suite = suiteById(sh.cipherSuite);
         this.ems = findExtension(sh.extensions, ExtensionType.extendedMasterSecret) !== undefined;
         this.serverExtensions = sh.extensions;
         this.serverRandom = Buffer.from(sh.random);
         this.transcript.push(full);
+        const offered = this.options.session;
+        if (offered !== undefined && offered.id.length > 0 && offered.id.equals(sh.sessionId)) {
+          // RFC 5246 §7.3: the server resumes; keys from the cached master secret and the new randoms.
+          this.abbreviated = true;
+          this.master = Buffer.from(offered.master);
+          this.deriveKeys();
+        }
         return [];
       }
       case HandshakeType.certificate:
@@ -265,8 +305,11 @@ export class PskClient {
         return this.keyExchange();
       case HandshakeType.finished: {
         const expected = verifyData(this.master!, 'server', sha256(...this.transcript));
-        if (!timingSafeEqual(expected, m.body)) throw new Error('server Finished does not verify');
-        this.state = 'established';
+        this.serverFinishedValid = expected.length === m.body.length && timingSafeEqual(expected, m.body);
+        if (!this.serverFinishedValid) throw new Error('server Finished does not verify');
+        this.transcript.push(full);
+        if (this.abbreviated) return this.finish([]);
+        this.markEstablished();
         return [];
       }
       default:
@@ -308,16 +351,26 @@ export class PskClient {
       pms = pskPremasterSecret(this.options.psk!);
     }
     this.master = this.ems ? extendedMasterSecret(pms, sha256(...this.transcript)) : masterSecret(pms, this.random, this.serverRandom);
-    const kb = keyBlock(this.master, this.random, this.serverRandom, suite);
-    this.writeProt = createProtection(suite, kb.client);
-    this.pendingRead = createProtection(suite, kb.server);
+    this.deriveKeys();
     if (suite.keyExchange === 'ecdhe_ecdsa' && this.certificateRequest && !this.options.noCertificate) {
       const own = this.negotiatedType(ExtensionType.clientCertificateType) === CertificateType.x509 ? this.options.x509!.privateKey : this.options.rpk!.privateKey;
       const sig = ecdsaSign(this.options.signWith ?? own, ...this.transcript);
       if (this.options.badCertificateVerify) sig[sig.length - 1]! ^= 0x01;
       push(HandshakeType.certificateVerify, serializeCertificateVerify({ signatureAlgorithm: ECDSA_SHA256, signature: sig }));
     }
-    const finished = verifyData(this.master, 'client', sha256(...this.transcript));
+    return this.finish(entries);
+  }
+
+  /** Record protection both ways from the master secret and both randoms (reading switches at the server's CCS). */
+  private deriveKeys(): void {
+    const kb = keyBlock(this.master!, this.random, this.serverRandom, this.suite!);
+    this.writeProt = createProtection(this.suite!, kb.client);
+    this.pendingRead = createProtection(this.suite!, kb.server);
+  }
+
+  /** CCS + our Finished (after `entries`): flight 5 of a full handshake, flight 3 of an abbreviated one. */
+  private finish(entries: FlightEntry[]): Buffer[] {
+    const finished = verifyData(this.master!, 'client', sha256(...this.transcript));
     if (this.options.badFinished) finished[0]! ^= 0xff;
     const finSeq = this.messageSeq++;
     this.transcript.push(fullMessage(HandshakeType.finished, finSeq, finished));
@@ -326,8 +379,14 @@ export class PskClient {
       { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: finSeq, body: finished },
     );
     this.flight = new Flight(entries, this.maxDatagram);
-    this.state = 'key_exchange_sent';
+    if (this.abbreviated) this.markEstablished();
+    else this.state = 'key_exchange_sent';
     return this.flight.datagrams(this.writer);
+  }
+
+  private markEstablished(): void {
+    this.state = 'established';
+    this.session = { id: Buffer.from(this.serverHello!.sessionId), master: Buffer.from(this.master!) };
   }
 
   /** One application-data record in epoch 1. */
@@ -341,8 +400,13 @@ export class PskClient {
     return this.record(type, 1, payload);
   }
 
+  /** An alert record: protected once established, plain before. */
+  alert(level: number, description: number): Buffer {
+    return this.record(ContentType.alert, this.state === 'established' ? 1 : 0, serializeAlert({ level, description }));
+  }
+
   closeNotify(): Buffer {
-    return this.record(ContentType.alert, this.state === 'established' ? 1 : 0, serializeAlert({ level: AlertLevel.warning, description: AlertDescription.closeNotify }));
+    return this.alert(AlertLevel.warning, AlertDescription.closeNotify);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * Session resumption (RFC 5246 §7.3, RFC 6347 §4.2.4, RFC 7627 §5.3) against DtlsServer, with a
- * scripted client (resume-client.ts) that computes the master secret itself: the abbreviated
+ * Session resumption (RFC 5246 §7.3, RFC 6347 §4.2.4, RFC 7627 §5.3) against DtlsServer, with the
+ * scripted client (psk-client.ts) that computes the master secret itself: the abbreviated
  * flight's exact contents, the fall-backs to a full handshake (EMS mismatch, unknown id, revoked
  * identity, suite not offered, expiry, eviction), retransmission, and the cache's lifecycle.
  */
@@ -14,35 +14,24 @@ import type { DtlsServerOptions } from '../../src/dtls/server.js';
 import { SessionCache } from '../../src/dtls/session-cache.js';
 import { TLS_PSK_WITH_AES_128_CCM_8 } from '../../src/dtls/suites.js';
 import { Harness, tick, eventually } from './harness.js';
-import { ResumeClient, type ResumeClientOptions } from './resume-client.js';
+import { PskClient, type PskClientOptions } from './psk-client.js';
 import type { PeerAddressInfo } from '../../src/dtls/connection.js';
 
 const IDENTITY = Buffer.from('urn:imei:490154203237518');
 const KEY = Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex');
 const OTHER_KEY = Buffer.from('f0e0d0c0b0a090807060504030201000', 'hex');
 
-/** Runs client ↔ server until both are quiet (lookups resolve on ticks). */
-async function pump(h: Harness, client: ResumeClient, peer: PeerAddressInfo, first: Buffer[], drop?: (d: Buffer, dir: 'up' | 'down') => boolean): Promise<void> {
-  let up = first;
-  for (let round = 0; round < 50; round++) {
-    h.input(peer, drop ? up.filter((d) => !drop(d, 'up')) : up);
-    for (let i = 0; i < 4; i++) await tick();
-    const down = h.take(peer);
-    up = [];
-    for (const d of drop ? down.filter((x) => !drop(x, 'down')) : down) up.push(...client.receive(d));
-    if (up.length === 0 && down.length === 0) return;
-  }
-  throw new Error('pump did not settle');
-}
+/** Runs client ↔ server until both are quiet (4 ticks a round: the identity re-check is asynchronous). */
+const pump = (h: Harness, client: PskClient, peer: PeerAddressInfo, first: Buffer[]): Promise<void> => h.pump(client, peer, first, undefined, 4);
 
-async function connect(h: Harness, peer: PeerAddressInfo, opts: Partial<ResumeClientOptions> = {}): Promise<ResumeClient> {
-  const c = new ResumeClient({ identity: IDENTITY, psk: KEY, ...opts });
+async function connect(h: Harness, peer: PeerAddressInfo, opts: PskClientOptions = {}): Promise<PskClient> {
+  const c = new PskClient({ identity: IDENTITY, psk: KEY, ...opts });
   await pump(h, c, peer, c.hello());
   return c;
 }
 
 /** The handshake message types in what the server sent (epoch-0 handshake records only). */
-function handshakeTypes(c: ResumeClient): number[] {
+function handshakeTypes(c: PskClient): number[] {
   return c.seen.filter((r) => r.type === ContentType.handshake && r.epoch === 0).flatMap((r) => (parseHandshakeFragments(r.payload) ?? []).map((f) => f.msgType));
 }
 
@@ -71,7 +60,7 @@ describe('dtls/resumption (abbreviated handshake)', () => {
     make();
     const first = await connect(h, Harness.peer(5000));
     const { id, master } = first.session!;
-    const c = new ResumeClient({ identity: IDENTITY, psk: KEY, session: { id, master } });
+    const c = new PskClient({ identity: IDENTITY, psk: KEY, session: { id, master } });
     const peer = Harness.peer(5002);
     // Cookie exchange first, as for any ClientHello.
     h.input(peer, c.hello());
@@ -191,7 +180,7 @@ describe('dtls/resumption (abbreviated handshake)', () => {
   it('retransmits the abbreviated flight until the client Finished arrives, then keeps nothing', async () => {
     make({ retransmit: { initialMs: 40, maxMs: 200 } });
     const first = await connect(h, Harness.peer(5000));
-    const c = new ResumeClient({ identity: IDENTITY, psk: KEY, session: first.session! });
+    const c = new PskClient({ identity: IDENTITY, psk: KEY, session: first.session! });
     const peer = Harness.peer(5005);
     h.input(peer, c.hello());
     h.input(peer, c.receive(h.take(peer)[0]!));
@@ -223,7 +212,7 @@ describe('dtls/resumption (abbreviated handshake)', () => {
   it('a repeated ClientHello (the abbreviated flight was lost) makes the server resend it', async () => {
     make({ minResendGapMs: 0 });
     const first = await connect(h, Harness.peer(5000));
-    const c = new ResumeClient({ identity: IDENTITY, psk: KEY, session: first.session! });
+    const c = new PskClient({ identity: IDENTITY, psk: KEY, session: first.session! });
     const peer = Harness.peer(5006);
     h.input(peer, c.hello());
     const cookieHello = c.receive(h.take(peer)[0]!);
@@ -251,7 +240,7 @@ describe('dtls/resumption (abbreviated handshake)', () => {
     const first = await connect(h, Harness.peer(5000));
     gate = true;
     const peer = Harness.peer(5007);
-    const resuming = new ResumeClient({ identity: IDENTITY, psk: KEY, session: first.session! });
+    const resuming = new PskClient({ identity: IDENTITY, psk: KEY, session: first.session! });
     h.input(peer, resuming.hello());
     h.input(peer, resuming.receive(h.take(peer)[0]!));
     for (let i = 0; i < 4; i++) await tick();
