@@ -1,5 +1,5 @@
 /**
- * `npm run bench` — micro-benchmarks of the hot paths.
+ * `npm run bench:micro` — micro-benchmarks of the hot paths.
  *
  * Codecs: encode and decode of a bootstrap write (one PSK Security instance /0/1 and its Server
  * instance /1/0) in every format that can carry an instance, plus single-resource writes for the
@@ -10,6 +10,10 @@
  * Sessions (bench-bootstrap.ts): bootstrap sessions per second end to end over UDP, against a
  * baseline of plain CoAP round trips measured in the same run.
  *
+ * DTLS (bench-dtls.ts): full handshakes per second in memory (DtlsServer + the simulator's DTLS
+ * client, no sockets, both sides in this process) for PSK-CCM_8 and ECDHE-ECDSA-CCM_8 with raw
+ * public keys, against the same JSON baseline (`dtls` selects only these).
+ *
  * Options: --quick (shorter runs), --filter TEXT (only cases whose name contains TEXT; `session`
  *          selects the session benchmark), --json FILE (also write the results as JSON).
  */
@@ -17,6 +21,7 @@ import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { loadObjectRegistry } from '../src/lwm2m/ddf.js';
 import { benchBootstrap } from './bench-bootstrap.js';
+import { benchHandshakes, ECDHE_ECDSA_CCM_8, PSK_CCM_8, sessionMemory, type DtlsBenchResult, type DtlsMemoryResult } from './bench-dtls.js';
 import { codecFor, nodeCodecs } from '../src/lwm2m/formats/index.js';
 import { N, type LwM2MNode } from '../src/lwm2m/node.js';
 import type { Path } from '../src/lwm2m/path.js';
@@ -123,6 +128,21 @@ async function main(): Promise<void> {
   for (const r of results) {
     console.log(`${r.name.padEnd(width)}  ${fmt(r.opsPerSec).padStart(12)}  ${r.nsPerOp.toFixed(0).padStart(9)}  ${r.ratio.toFixed(2).padStart(10)}`);
   }
+  const handshakes: DtlsBenchResult[] = [];
+  const memory: DtlsMemoryResult[] = [];
+  if (!filter || filter === 'dtls' || 'DTLS full handshake'.includes(filter)) {
+    for (const suite of [PSK_CCM_8, ECDHE_ECDSA_CCM_8]) handshakes.push(await benchHandshakes(suite, { ms: quick ? 1000 : 3000, lanes: 4 }));
+    console.log('');
+    console.log(`DTLS 1.2 full handshakes in memory (server + client in this process, ${handshakes[0]!.lanes} at a time; cookie exchange included):`);
+    for (const h of handshakes) {
+      console.log(`${h.name.padEnd(Math.max(width, 44))}  ${fmt(h.perSec).padStart(12)}/s  ${(h.perSec / baselineOps).toFixed(4).padStart(7)} × baseline  (${fmt((1e6 / h.perSec))} µs per handshake, ${h.handshakes} done)`);
+    }
+    for (const suite of [PSK_CCM_8, ECDHE_ECDSA_CCM_8]) memory.push(await sessionMemory(suite, quick ? 500 : 2000));
+    console.log('server memory per open DTLS session (sessions left open, clients dropped, after a full GC):');
+    for (const m of memory) {
+      console.log(`  ${m.name}: ${fmt(m.heapBytesPerSession)} B V8 heap + ${fmt(m.externalBytesPerSession)} B external/ArrayBuffers; RSS ${fmt(m.rssBytesPerSession)} B (${m.sessions} sessions)`);
+    }
+  }
   let sessions: Awaited<ReturnType<typeof benchBootstrap>> | undefined;
   if (!filter || 'bootstrap session'.includes(filter) || filter === 'session') {
     sessions = await benchBootstrap({ quick });
@@ -133,7 +153,7 @@ async function main(): Promise<void> {
     }
   }
   if (jsonOut) {
-    writeFileSync(jsonOut, JSON.stringify({ date: new Date().toISOString(), node: process.version, baselineOpsPerSec: baselineOps, results, sessions }, null, 2));
+    writeFileSync(jsonOut, JSON.stringify({ date: new Date().toISOString(), node: process.version, baselineOpsPerSec: baselineOps, results, handshakes, dtlsSessionMemory: memory, sessions }, null, 2));
   }
 }
 

@@ -4,7 +4,7 @@
  *
  *   node dist/scripts/fleet/bench-fleet.js [--quick] [--filter TEXT] [--out DIR]
  *        [--devices N] [--arrival burst|ramp:SECONDS] [--lwm2m 1.0|1.1|1.2] [--pct CF]
- *        [--loss P] [--dup P] [--reorder P] [--server-log LEVEL] [--keep]
+ *        [--loss P] [--dup P] [--reorder P] [--server-log LEVEL] [--keep] [--server-prof DIR] [--server-heap DIR]
  *
  * Scenarios (quick / full sizes in SCENARIOS): nosec bootstrap storm, psk bootstrap storm (full
  * DTLS handshakes), registration storm (seeded credentials), steady-state Updates of active
@@ -16,12 +16,14 @@
  * `.gitignore` of `*` so it stays out of git).
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { auditStore } from './audit.js';
 import { formatReport } from './report.js';
+import { endpointName } from './generator.js';
 import { seedStore, type SeedPlan } from './seed.js';
 import { allocatePorts, dbBytes, publicUris, startServer, udpReceiveBufferErrors, type ServerPorts } from './server-runner.js';
 import { renderSvg } from './svg.js';
@@ -42,6 +44,10 @@ export interface FleetOptions {
   readonly impairment: ImpairmentOptions;
   readonly serverLog: string;
   readonly keep: boolean;
+  /** Write a V8 CPU profile of each scenario's server process into this folder (`node --cpu-prof`). */
+  readonly serverProfileDir?: string;
+  /** Write a V8 heap snapshot of each scenario's server, at the end of its run, into this folder. */
+  readonly serverHeapDir?: string;
   /** Print progress to stderr. */
   readonly verbose: boolean;
 }
@@ -53,7 +59,7 @@ interface Scenario {
   readonly devices: readonly [number, number];
   readonly deadlineMs: readonly [number, number];
   readonly kind: GeneratorSpec['kind'];
-  readonly security: 'nosec' | 'psk';
+  readonly security: 'nosec' | 'psk' | 'rpk';
   readonly seededRegistrations?: readonly [number, number];
   readonly updateSeconds?: readonly [number, number];
   readonly impaired?: boolean;
@@ -62,9 +68,15 @@ interface Scenario {
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'nosec-storm', description: 'Bootstrap-Request → Finish → Register, plain CoAP, zero-touch', devices: [500, 5000], deadlineMs: [30_000, 120_000], kind: 'storm', security: 'nosec' },
   { name: 'psk-storm', description: 'the same over DTLS PSK (enrolled devices): a full handshake to the bootstrap and one to the registration server per device', devices: [200, 2000], deadlineMs: [30_000, 150_000], kind: 'storm', security: 'psk' },
+  { name: 'rpk-storm', description: 'the same over DTLS ECDHE_ECDSA with raw public keys (enrolled devices, each its own P-256 key pair; the hand-off gives each a fresh pair): a full handshake to each server per device', devices: [100, 1000], deadlineMs: [30_000, 150_000], kind: 'storm', security: 'rpk' },
   { name: 'register-storm', description: 'Register only (accounts and nosec credentials seeded)', devices: [500, 5000], deadlineMs: [30_000, 120_000], kind: 'register', security: 'nosec' },
   { name: 'updates', description: 'Updates in a closed loop from the active devices, registry seeded', devices: [200, 2000], deadlineMs: [30_000, 90_000], kind: 'updates', security: 'nosec', seededRegistrations: [10_000, 100_000], updateSeconds: [5, 20] },
-  { name: 'loss-storm', description: 'nosec storm with 10 % loss each way (server timers: CoAP defaults)', devices: [200, 2000], deadlineMs: [25_000, 150_000], kind: 'storm', security: 'nosec', impaired: true },
+  // Under loss the tail is CoAP's backoff (ACK_TIMEOUT 2-3 s doubling, up to MAX_TRANSMIT_WAIT
+  // 93 s; devices start over when CoAP gives up): with 10 % loss each way ~1.5 % of devices need
+  // more than 25 s and ~0.01 % more than 60 s (7 exchanges; Monte Carlo). The full run waits
+  // 180 s, enough for every device; --quick stops at 30 s, where about 1 in 100 may still be
+  // retransmitting (counted under "deadline").
+  { name: 'loss-storm', description: 'nosec storm with 10 % loss each way (server timers: CoAP defaults; devices start over when CoAP gives up)', devices: [100, 1000], deadlineMs: [30_000, 180_000], kind: 'storm', security: 'nosec', impaired: true },
 ];
 
 function log(o: FleetOptions, msg: string): void {
@@ -101,6 +113,18 @@ export async function runBaseline(o: FleetOptions, workDir: string): Promise<Gen
   }
 }
 
+/** Waits until the process used < 5 % of a core for `quietMs` (at most `maxMs`). */
+export async function waitIdle(sample: () => { cpuSeconds: number }, quietMs: number, maxMs: number): Promise<void> {
+  const until = Date.now() + maxMs;
+  let last = sample().cpuSeconds;
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, quietMs));
+    const now = sample().cpuSeconds;
+    if (now - last < (0.05 * quietMs) / 1000) return;
+    last = now;
+  }
+}
+
 export async function runScenario(o: FleetOptions, sc: Scenario, baselinePerSec: number): Promise<ScenarioResult> {
   const q = o.quick ? 0 : 1;
   const devices = o.devices ?? sc.devices[q];
@@ -111,23 +135,38 @@ export async function runScenario(o: FleetOptions, sc: Scenario, baselinePerSec:
   try {
     const ports: ServerPorts = await allocatePorts();
     const regUri = publicUris(ports).coap;
+    // rpk: every device its own P-256 key pair, enrolled; the generator reads the pairs from a file.
+    const rpkKeys = sc.security === 'rpk' ? Array.from({ length: devices }, () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' })) : [];
+    const rpkKeysFile = join(dataDir, 'device-keys.json');
+    if (sc.security === 'rpk') {
+      const entries = rpkKeys.map((kp, i) => [endpointName(prefix, i), [kp.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'), kp.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64')]]);
+      writeFileSync(rpkKeysFile, JSON.stringify(Object.fromEntries(entries)));
+    }
     const plan: SeedPlan = {
       ...(sc.kind === 'storm' && sc.security === 'nosec' ? { nosecPrefix: prefix } : {}),
       ...(sc.kind === 'storm' && sc.security === 'psk' ? { psk: { prefix, devices, secretHex: pskSecretHex } } : {}),
+      ...(sc.kind === 'storm' && sc.security === 'rpk' ? { rpk: { prefix, publicKeys: rpkKeys.map((kp) => kp.publicKey.export({ format: 'der', type: 'spki' })) } } : {}),
       ...(sc.kind !== 'storm' ? { credentials: { prefix, devices, serverUri: regUri } } : {}),
       ...(sc.seededRegistrations ? { registrations: { prefix: 'seeded-', count: sc.seededRegistrations[q] } } : {}),
     };
     log(o, `${sc.name}: seeding`);
     const seeded = await seedStore(dataDir, secretKeyHex, plan);
     log(o, `${sc.name}: seeded in ${seeded.ms} ms (${seeded.seededRegistrations} registrations); starting lwbs serve`);
-    const server = await startServer({ dataDir, ports, secretKeyHex, logLevel: o.serverLog });
+    const server = await startServer({
+      dataDir, ports, secretKeyHex, logLevel: o.serverLog,
+      nodeArgs: [
+        ...(o.serverProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(o.serverProfileDir)}`, `--cpu-prof-name=${sc.name}-${Date.now()}.cpuprofile`] : []),
+        ...(o.serverHeapDir ? ['--heapsnapshot-signal=SIGUSR2'] : []),
+      ],
+      ...(o.serverHeapDir ? { cwd: resolve(o.serverHeapDir) } : {}),
+    });
     let generator: GeneratorResult;
     let metrics: ServerMetrics;
     try {
       await new Promise((r) => setTimeout(r, 300)); // let start-up work settle before the CPU reading
       const ready = server.sample();
       const drops0 = udpReceiveBufferErrors();
-      const bootstrapUri = sc.security === 'psk' ? `coaps://127.0.0.1:${ports.bsCoaps}` : `coap://127.0.0.1:${ports.bsCoap}`;
+      const bootstrapUri = sc.security !== 'nosec' ? `coaps://127.0.0.1:${ports.bsCoaps}` : `coap://127.0.0.1:${ports.bsCoap}`;
       log(o, `${sc.name}: ${devices} devices`);
       generator = await runGeneratorProcess(
         {
@@ -141,13 +180,19 @@ export async function runScenario(o: FleetOptions, sc: Scenario, baselinePerSec:
           bootstrapUri,
           registrationUri: regUri,
           pskSecretHex,
+          ...(sc.security === 'rpk' ? { rpkKeysFile, ...(seeded.bootstrapServerKey ? { bootstrapServerKeyHex: Buffer.from(seeded.bootstrapServerKey).toString('hex') } : {}) } : {}),
           ...(sc.impaired ? { impairment: o.impairment, serverPorts: [ports.bsCoap, ports.bsCoaps, ports.regCoap, ports.regCoaps] } : {}),
           deadlineMs: sc.deadlineMs[q],
           ...(sc.updateSeconds ? { updates: { seconds: sc.updateSeconds[q] } } : {}),
         },
         dataDir,
       );
+      // The server may still be working through its sockets' backlog when the last device is
+      // done (a Finish ACK queued at the bootstrap socket while the device's Register, on the
+      // registration socket, was already answered): let it finish before reading and stopping it.
+      await waitIdle(server.sample, 300, 15_000);
       const end = server.sample();
+      if (o.serverHeapDir) log(o, `${sc.name}: heap snapshot ${await server.heapSnapshot(resolve(o.serverHeapDir))}`);
       const udpRcvbufErrors = udpReceiveBufferErrors() - drops0;
       const registered = seeded.seededRegistrations + generator.registeredDevices;
       const db = dbBytes(dataDir);
@@ -158,6 +203,7 @@ export async function runScenario(o: FleetOptions, sc: Scenario, baselinePerSec:
         peakRssBytes: end.peakRssBytes,
         rssReadyBytes: ready.rssBytes,
         rssEndBytes: end.rssBytes,
+        rssEndSplit: { anon: end.rssAnonBytes, file: end.rssFileBytes, shmem: end.rssShmemBytes },
         registered,
         udpRcvbufErrors,
         ...(registered > 0 ? { dbBytesPerRegisteredDevice: db / registered } : {}),
@@ -166,6 +212,7 @@ export async function runScenario(o: FleetOptions, sc: Scenario, baselinePerSec:
     } finally {
       await server.stop();
     }
+    const audit = sc.kind === 'storm' || sc.kind === 'register' ? await auditStore(dataDir, secretKeyHex, prefix, devices, sc.kind === 'storm') : undefined;
     return {
       name: sc.name,
       description: sc.description,
@@ -183,6 +230,7 @@ export async function runScenario(o: FleetOptions, sc: Scenario, baselinePerSec:
       },
       generator,
       server: metrics,
+      ...(audit ? { audit } : {}),
       ratio: baselinePerSec > 0 ? generator.roundTripsPerSec / baselinePerSec : Number.NaN,
     };
   } finally {
@@ -208,6 +256,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetReport> {
       const baseRss = Math.min(...empty);
       for (const s of scenarios) {
         if (s.server && s.server.registered > 0 && s.server.peakRssBytes > 0) s.server.bytesPerRegisteredDevice = Math.max(0, s.server.peakRssBytes - baseRss) / s.server.registered;
+        const seeded = s.params.seededRegistrations;
+        if (s.server && typeof seeded === 'number' && seeded > 0) s.server.restBytesPerRegistration = (s.server.rssReadyBytes - baseRss) / seeded;
       }
     }
     return {
@@ -267,7 +317,12 @@ export function parseArgs(args: readonly string[]): FleetOptions {
   const pct = value('--pct');
   if (pct !== undefined && !(Number.isInteger(Number(pct)) && Number(pct) >= 0 && Number(pct) <= 65535)) throw new Error(`--pct must be a Content-Format number, got ${pct}`);
   const filter = value('--filter');
+  const prof = value('--server-prof');
+  const heap = value('--server-heap');
+  if (heap !== undefined) mkdirSync(heap, { recursive: true });
   return {
+    ...(heap !== undefined ? { serverHeapDir: heap } : {}),
+    ...(prof !== undefined ? { serverProfileDir: prof } : {}),
     quick: args.includes('--quick'),
     ...(filter !== undefined ? { filter } : {}),
     outDir: value('--out') ?? 'bench-results',

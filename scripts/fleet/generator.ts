@@ -14,7 +14,7 @@
 import { createHmac } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { setMaxListeners } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { N } from '../../src/lwm2m/node.js';
@@ -23,7 +23,7 @@ import { DeviceSimulator } from '../../src/simulator/simulator.js';
 import type { BootstrapReport, RegistrationReport } from '../../src/simulator/report.js';
 import { installImpairment, LossModel } from './impairment.js';
 import { summarize, Window } from './stats.js';
-import type { GeneratorResult, GeneratorSpec } from './types.js';
+import type { GeneratorResult, GeneratorSpec, Straggler } from './types.js';
 
 const now = (): number => performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -42,6 +42,14 @@ export function endpointName(prefix: string, i: number): string {
 export function arrivalOffsetMs(arrival: GeneratorSpec['arrival'], i: number, n: number): number {
   return arrival.mode === 'burst' || n <= 1 ? 0 : (arrival.seconds * 1000 * i) / n;
 }
+
+/**
+ * A bootstrapping device gives up and starts over when the server sends nothing for this long.
+ * The server's own give-up on one request is MAX_TRANSMIT_WAIT (93 s with CoAP's defaults); a
+ * device that waits less restarts sooner, which bounds the tail under loss (the server then
+ * supersedes the stale session).
+ */
+export const BOOTSTRAP_IDLE_MS = 30_000;
 
 class Failures {
   readonly byCause: Record<string, number> = {};
@@ -143,6 +151,7 @@ async function echoBaseline(spec: GeneratorSpec, failures: Failures): Promise<{ 
 
 export async function runGenerator(spec: GeneratorSpec): Promise<GeneratorResult> {
   const failures = new Failures();
+  const retries = new Failures();
   const cpu0 = process.cpuUsage();
   let outgoing: LossModel | undefined;
   let incoming: LossModel | undefined;
@@ -157,6 +166,10 @@ export async function runGenerator(spec: GeneratorSpec): Promise<GeneratorResult
   const upd = new Window();
   const hs = new Window();
   const registeredMs: number[] = [];
+  const stragglers: Straggler[] = [];
+  const straggler = (x: Straggler): void => {
+    if (stragglers.length < 20) stragglers.push(x);
+  };
   let roundTrips = 0;
   let phaseStart = now();
   let phaseEnd = phaseStart;
@@ -172,15 +185,20 @@ export async function runGenerator(spec: GeneratorSpec): Promise<GeneratorResult
   } else {
     const sims: DeviceSimulator[] = new Array<DeviceSimulator>(spec.devices);
     const transmission = {};
+    const rpkKeys = spec.rpkKeysFile ? (JSON.parse(readFileSync(spec.rpkKeysFile, 'utf8')) as Record<string, [string, string]>) : {};
+    const bsServerKey = spec.bootstrapServerKeyHex ? Buffer.from(spec.bootstrapServerKeyHex, 'hex') : undefined;
     await inBatches(spec.devices, 200, async (i) => {
       const ep = endpointName(spec.endpointPrefix, i);
       const psk = spec.security === 'psk' && spec.kind === 'storm';
+      const rpk = spec.security === 'rpk' && spec.kind === 'storm' ? rpkKeys[ep] : undefined;
+      if (spec.security === 'rpk' && spec.kind === 'storm' && !rpk) throw new Error(`no key pair for ${ep} in ${spec.rpkKeysFile}`);
       sims[i] = await DeviceSimulator.start({
         endpoint: ep,
         lwm2mVersion: spec.lwm2mVersion,
         ...(spec.preferredFormat !== undefined ? { pct: spec.preferredFormat } : {}),
         transmission,
         ...(psk ? { bootstrapPsk: { identity: ep, key: devicePskKey(spec.pskSecretHex!, ep) } } : {}),
+        ...(rpk ? { bootstrapRpk: { publicKey: Buffer.from(rpk[0], 'base64'), privateKey: Buffer.from(rpk[1], 'base64'), ...(bsServerKey ? { serverPublicKey: bsServerKey } : {}) } } : {}),
         ...(spec.kind !== 'storm' ? { seed: seededAccount(spec.registrationUri!) } : {}),
         dtls: {
           onDiagnostic: (d) => {
@@ -197,10 +215,17 @@ export async function runGenerator(spec: GeneratorSpec): Promise<GeneratorResult
     const register = async (sim: DeviceSimulator, t0: number): Promise<boolean> => {
       const t1 = now();
       reg.start(t1);
-      const left = Math.max(1000, spec.deadlineMs - (t1 - phaseStart));
-      const r = await Promise.race([sim.register({ autoUpdate: false, lifetime: 86400, timeoutMs: Math.min(left, 93_000) }), expired]).catch((e: unknown) => e);
+      let r: unknown;
+      // As a device would: a Register that CoAP gave up on (MAX_TRANSMIT_WAIT) is sent again.
+      for (;;) {
+        r = await Promise.race([sim.register({ autoUpdate: false, lifetime: 86400 }), expired]).catch((e: unknown) => e);
+        if (r === 'deadline' || r instanceof Error || (r as RegistrationReport).outcome !== 'timeout') break;
+        retries.add('Register timed out → sent again');
+        roundTrips++;
+      }
       if (r === 'deadline') {
         failures.add('deadline');
+        straggler({ endpoint: sim.endpoint, phase: 'register', cause: 'deadline', elapsedMs: Math.round(now() - t0) });
         return false;
       }
       if (r instanceof Error) {
@@ -264,15 +289,30 @@ export async function runGenerator(spec: GeneratorSpec): Promise<GeneratorResult
           }
           boot.start(t0);
           let r: BootstrapReport;
-          try {
-            r = await sim.bootstrap(spec.bootstrapUri!, { timeoutMs: 60_000, signal: deadline.signal });
-          } catch (e) {
-            failures.add(`bootstrap threw: ${(e instanceof Error ? e.message : String(e)).slice(0, 60)}`);
-            return;
+          // As a device would: a bootstrap that timed out (no answer to /bs within CoAP's
+          // retransmissions, or no request from the server for BOOTSTRAP_IDLE_MS — the server gave
+          // up on one of its requests) starts over with a new Bootstrap-Request.
+          for (;;) {
+            try {
+              r = await sim.bootstrap(spec.bootstrapUri!, { timeoutMs: BOOTSTRAP_IDLE_MS, signal: deadline.signal });
+            } catch (e) {
+              failures.add(`bootstrap threw: ${(e instanceof Error ? e.message : String(e)).slice(0, 60)}`);
+              return;
+            }
+            roundTrips += r.requests.filter((q) => q.code !== undefined).length + (r.requestCode !== undefined ? 1 : 0);
+            if (r.outcome !== 'timeout' || deadline.signal.aborted) break;
+            retries.add(r.requestCode === undefined ? 'Bootstrap-Request timed out → bootstrap again' : 'bootstrap server went quiet → bootstrap again');
           }
-          roundTrips += r.requests.filter((q) => q.code !== undefined).length + (r.requestCode !== undefined ? 1 : 0);
           if (r.outcome !== 'success') {
             failures.add(bootstrapCause(r));
+            straggler({
+              endpoint: sim.endpoint,
+              phase: 'bootstrap',
+              cause: bootstrapCause(r),
+              elapsedMs: Math.round(now() - t0),
+              ...(r.requestCode !== undefined ? { requestCode: r.requestCode } : {}),
+              requests: r.requests.map((q) => `${q.method} ${q.path} ${q.code ?? '-'} @${Math.round(q.at - (Date.now() - (now() - t0)))}`),
+            });
             return;
           }
           boot.done(t0, now());
@@ -306,6 +346,8 @@ export async function runGenerator(spec: GeneratorSpec): Promise<GeneratorResult
       ...(echoMs ? { echoMs } : {}),
     },
     failures: failures.byCause,
+    retries: retries.byCause,
+    ...(stragglers.length > 0 ? { stragglers } : {}),
     ...(outgoing && incoming ? { impairment: { outgoing: { ...outgoing.counts }, incoming: { ...incoming.counts } } } : {}),
     generator: { cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssBytes: process.resourceUsage().maxRSS * 1024 },
   };

@@ -51,6 +51,10 @@ export interface ProcSample {
   readonly rssBytes: number;
   /** Peak RSS (VmHWM). */
   readonly peakRssBytes: number;
+  /** The current RSS split: anonymous (heaps), file-backed, shared memory (SQLite's WAL index). */
+  readonly rssAnonBytes: number;
+  readonly rssFileBytes: number;
+  readonly rssShmemBytes: number;
 }
 
 /** CPU and memory of a process from /proc; zeros when unavailable. */
@@ -62,9 +66,12 @@ export function sampleProcess(pid: number): ProcSample {
     const ticks = Number(f[11]) + Number(f[12]); // utime (14), stime (15) counted from field 3
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
-    return { cpuSeconds: ticks / 100, rssBytes: kb('VmRSS') * 1024, peakRssBytes: kb('VmHWM') * 1024 };
+    return {
+      cpuSeconds: ticks / 100, rssBytes: kb('VmRSS') * 1024, peakRssBytes: kb('VmHWM') * 1024,
+      rssAnonBytes: kb('RssAnon') * 1024, rssFileBytes: kb('RssFile') * 1024, rssShmemBytes: kb('RssShmem') * 1024,
+    };
   } catch {
-    return { cpuSeconds: 0, rssBytes: 0, peakRssBytes: 0 };
+    return { cpuSeconds: 0, rssBytes: 0, peakRssBytes: 0, rssAnonBytes: 0, rssFileBytes: 0, rssShmemBytes: 0 };
   }
 }
 
@@ -92,6 +99,11 @@ export interface RunningServer {
   readonly ports: ServerPorts;
   readonly logFile: string;
   sample(): ProcSample;
+  /**
+   * Writes a V8 heap snapshot of the server into `dir` (the server must have been started with
+   * `--heapsnapshot-signal=SIGUSR2` in `nodeArgs`); resolves with its path.
+   */
+  heapSnapshot(dir: string, timeoutMs?: number): Promise<string>;
   /** SIGTERM, then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -110,6 +122,10 @@ export async function startServer(opts: {
   readonly secretKeyHex: string;
   readonly logLevel?: string;
   readonly readyTimeoutMs?: number;
+  /** Extra node flags for the server process (e.g. `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
+  /** Working directory of the server process (default: ours). */
+  readonly cwd?: string;
 }): Promise<RunningServer> {
   const { dataDir, ports } = opts;
   const configFile = join(dataDir, 'lwbs.json');
@@ -127,8 +143,9 @@ export async function startServer(opts: {
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [LWBS_MAIN, 'serve', '--config', configFile], {
+    child = spawn(process.execPath, [...(opts.nodeArgs ?? []), LWBS_MAIN, 'serve', '--config', configFile], {
       env: { ...process.env, LWBS_SECRET_KEY: opts.secretKeyHex, LWBS_DATA_DIR: '' },
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
       stdio: ['ignore', 'ignore', fd],
     });
   } finally {
@@ -155,6 +172,28 @@ export async function startServer(opts: {
     ports,
     logFile,
     sample: () => sampleProcess(pid),
+    heapSnapshot: async (dir, timeoutMs = 120_000) => {
+      // node writes Heap.<date>.<pid>.<tid>.<seq>.heapsnapshot into its working directory.
+      const before = new Set(readdirSync(dir));
+      child.kill('SIGUSR2');
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const fresh = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith('.heapsnapshot') && f.includes(`.${pid}.`));
+        if (fresh.length > 0) {
+          const file = join(dir, fresh[0]!);
+          // Written when its size stops changing.
+          let size = -1;
+          for (;;) {
+            await new Promise((r) => setTimeout(r, 500));
+            const now = statSync(file).size;
+            if (now === size && now > 0) return file;
+            size = now;
+          }
+        }
+        if (Date.now() > until) throw new Error('no heap snapshot appeared');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
     stop: async (graceMs = 10_000) => {
       if (exited !== undefined) return;
       child.kill('SIGTERM');

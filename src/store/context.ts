@@ -5,6 +5,7 @@ import type { SecretBox } from './secrets.js';
 
 export class StoreContext {
   #open = true;
+  readonly #beforeClose: (() => void)[] = [];
   constructor(
     readonly db: Db,
     readonly box: SecretBox,
@@ -16,7 +17,13 @@ export class StoreContext {
     if (!this.#open) throw new StoreError('closed', 'the store is closed');
   }
 
+  /** Runs `flush` (synchronously, the connection still open) when the store closes: pending batched writes go in. */
+  beforeClose(flush: () => void): void {
+    this.#beforeClose.push(flush);
+  }
+
   markClosed(): void {
+    if (this.#open) for (const flush of this.#beforeClose) flush();
     this.#open = false;
   }
 }

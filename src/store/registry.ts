@@ -18,6 +18,7 @@ import { formatPeer } from '../coap/endpoint.js';
 import { describeBytes, toBytes } from '../util/bytes.js';
 import type { StoreContext } from './context.js';
 import { paging } from './context.js';
+import { GroupCommit } from './group-commit.js';
 import { sqliteCode, StoreError } from './errors.js';
 import { endpointBytes, MAX_IDENTITY_LEN } from './material.js';
 import type {
@@ -320,8 +321,10 @@ export class SqliteRegistry implements RegistryRepository {
   readonly #prune: Statement<[number]>;
   readonly #credential: Statement<[number], CredentialRow>;
   readonly #promote: (credentialId: number, now: number) => PromoteResult;
-  readonly #registerTx: (r: RegistrationRecord, generatedId: boolean, detail: string | undefined) => RegisterResult;
-  readonly #updateTx: (id: string, patch: RegistrationPatch) => RegistrationRecord | undefined;
+  /** Registers and Updates are group-committed (group-commit.ts). */
+  readonly #group: GroupCommit;
+  readonly #registerOne: (r: RegistrationRecord, generatedId: boolean, detail: string | undefined) => RegisterResult;
+  readonly #updateOne: (id: string, patch: RegistrationPatch) => RegistrationRecord | undefined;
   readonly #deregisterTx: (id: string, peer: string | undefined, detail: string | undefined) => RegistrationRecord | undefined;
   readonly #expireTx: (now: number, limit: number) => RegistrationRecord[];
 
@@ -390,7 +393,7 @@ export class SqliteRegistry implements RegistryRepository {
       this.#event.run(rec.endpoint, row.id, 'register', at, peer, clip(notes.join('; ')));
       return { registration: row, ...(replaced ? { replaced } : {}), ...(promoted ? { promoted } : {}) };
     });
-    this.#registerTx = (r, g, d) => registerTx.immediate(r, g, d);
+    this.#registerOne = registerTx;
 
     const updateTx = db.transaction((id: string, p: RegistrationPatch): RegistrationRecord | undefined => {
       const row = this.#get.get(id);
@@ -419,7 +422,8 @@ export class SqliteRegistry implements RegistryRepository {
       this.#event.run(rec.endpoint, id, 'update', now, formatPeer(rec), clip(p.detail));
       return rec;
     });
-    this.#updateTx = (id, p) => updateTx.immediate(id, p);
+    this.#updateOne = updateTx;
+    this.#group = new GroupCommit(ctx, db);
 
     const deregisterTx = db.transaction((id: string, peer: string | undefined, detail: string | undefined): RegistrationRecord | undefined => {
       const row = this.#get.get(id);
@@ -475,13 +479,14 @@ export class SqliteRegistry implements RegistryRepository {
       updatedAt: now,
       expiresAt: expiry(now, lifetime),
     };
-    return this.#registerTx(rec, generatedId, r.detail);
+    return this.#group.run(() => this.#registerOne(rec, generatedId, r.detail));
   }
 
+  /** Group-committed with the other Registers and Updates of this turn (group-commit.ts). */
   async update(id: string, patch: RegistrationPatch = {}): Promise<RegistrationRecord | undefined> {
     this.#ctx.check();
     if (typeof id !== 'string' || !ID_PATTERN.test(id)) return undefined;
-    return this.#updateTx(id, patch);
+    return this.#group.run(() => this.#updateOne(id, patch));
   }
 
   async deregister(id: string, options: { readonly peer?: string; readonly detail?: string } = {}): Promise<RegistrationRecord | undefined> {

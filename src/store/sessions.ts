@@ -8,6 +8,7 @@ import type { Statement } from 'better-sqlite3';
 import { toBytes } from '../util/bytes.js';
 import type { StoreContext } from './context.js';
 import { paging } from './context.js';
+import { GroupCommit } from './group-commit.js';
 import { sqliteCode, StoreError } from './errors.js';
 import { endpointBytes } from './material.js';
 import type {
@@ -142,10 +143,12 @@ export class SqliteSessions implements SessionRepository {
   readonly #markBefore: Statement<[number, string, number]>;
   readonly #prune: Statement<[number]>;
   readonly #lists = new Map<string, Statement<unknown[], SessionRow>>();
+  readonly #group: GroupCommit;
 
   constructor(ctx: StoreContext) {
     this.#ctx = ctx;
     const db = ctx.db;
+    this.#group = new GroupCommit(ctx, db);
     this.#insert = db.prepare(
       `INSERT INTO sessions (id, endpoint, peer, security, profile, lwm2m_version, preferred_format, content_format, started_at, outcome)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')`,
@@ -219,24 +222,29 @@ export class SqliteSessions implements SessionRepository {
     const path = text('path', q.path, 256);
     const payloadSize = optInt('payloadSize', q.payloadSize);
     if (payloadSize === null) throw new StoreError('invalid', 'payloadSize is required', 'payloadSize');
-    try {
-      return this.#addRequest.get(
-        sessionId,
-        method,
-        path,
-        optInt('contentFormat', q.contentFormat),
-        payloadSize,
-        clip(q.responseCode, 16),
-        optInt('responseSize', q.responseSize),
-        optInt('startedAt', q.startedAt) ?? this.#ctx.now(),
-        optInt('durationMs', q.durationMs),
-        clip(q.error, MAX_TEXT),
-        sessionId,
-      )!.seq;
-    } catch (e) {
-      if (sqliteCode(e) === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw notFound(sessionId, e);
-      throw e;
-    }
+    const params: InsertRequest = [
+      sessionId,
+      method,
+      path,
+      optInt('contentFormat', q.contentFormat),
+      payloadSize,
+      clip(q.responseCode, 16),
+      optInt('responseSize', q.responseSize),
+      optInt('startedAt', q.startedAt) ?? this.#ctx.now(),
+      optInt('durationMs', q.durationMs),
+      clip(q.error, MAX_TEXT),
+      sessionId,
+    ];
+    // One statement: group-committed with the other request records of this turn (a storm of
+    // sessions writes several each), see group-commit.ts.
+    return this.#group.run(() => {
+      try {
+        return this.#addRequest.get(...params)!.seq;
+      } catch (e) {
+        if (sqliteCode(e) === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw notFound(sessionId, e);
+        throw e;
+      }
+    });
   }
 
   async finish(id: string, outcome: Exclude<SessionOutcome, 'running'>, cause?: string, detail?: string): Promise<boolean> {

@@ -42,4 +42,14 @@ describe('fleet benchmark end to end (20 devices)', function () {
     expect(r.generator.registrations.ok).to.equal(5);
     expect(r.generator.handshakes.ok).to.equal(10);
   });
+
+  it('runs an rpk storm: devices with their own P-256 keys, ECDHE_ECDSA to both servers, audited', async () => {
+    const sc = SCENARIOS.find((s) => s.name === 'rpk-storm')!;
+    const r = await runScenario({ ...opts, devices: 4 }, sc, 1000);
+    expect(r.generator.failures).to.deep.equal({});
+    expect(r.generator.bootstraps.ok).to.equal(4);
+    expect(r.generator.registrations.ok).to.equal(4);
+    expect(r.generator.handshakes.ok).to.equal(8);
+    expect(r.audit).to.deep.include({ devices: 4, registered: 4, devicesWithSeveralCredentials: 0, devicesBootstrappedTwice: 0 });
+  });
 });

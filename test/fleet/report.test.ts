@@ -58,4 +58,16 @@ describe('fleet report and chart', () => {
     expect(text).to.include('to server 1/10 dropped');
     expect(text).to.include('from server 2/9 dropped');
   });
+
+  it('lists retries apart from failures, the store audit and where unfinished devices stood', () => {
+    const base = scenario('lossy', 0.01, {
+      failures: { deadline: 1 },
+      retries: { 'Register timed out → sent again': 2 },
+      stragglers: [{ endpoint: 'dev-7', phase: 'bootstrap', cause: 'deadline', elapsedMs: 25_000, requestCode: '2.04', requests: ['DELETE /0 2.02 @95'] }],
+    });
+    const text = formatReport(report([{ ...base, audit: { devices: 20, registered: 19, devicesWithSeveralCredentials: 0, bootstrapSessions: { success: 19, other: 2 }, devicesBootstrappedTwice: 0 } }]));
+    expect(text).to.match(/retries \(.*\): Register timed out → sent again ×2/);
+    expect(text).to.include('store audit: 19/20 devices registered, 0 with more than one usable credential, bootstrap sessions 19 successful + 2 superseded/failed, 0 devices bootstrapped twice');
+    expect(text).to.include('not completed: dev-7 in bootstrap (deadline) after 25,000 ms, /bs 2.04; received DELETE /0 2.02 @95');
+  });
 });
