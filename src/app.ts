@@ -210,6 +210,10 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
           ? { serverCertificate: { chain: rs.chain }, trustAnchors: rs.trustAnchors, x509Lookup: (leaf: Buffer) => registrationX509Known(store, leaf, uris) }
           : {}),
       });
+      const rsServer = registration;
+      endpoint.onPeerMoved((peer, previous) => {
+        rsServer.followPeer(peer, previous).catch((e: unknown) => log.error('could not follow a moved DTLS session', { error: e instanceof Error ? e.message : String(e) }));
+      });
       const node = registration.attach(endpoint, opts.transmission ? { transmission: opts.transmission } : {});
       addresses.set('registration.coaps', node.address());
     }

@@ -34,7 +34,7 @@
  * registration event; logs are structured (util/log.ts) and never carry secrets.
  */
 import { CoapNode, type CoapIncomingRequest, type CoapNodeOptions, type CoapResponder } from '../coap/coap-node.js';
-import { formatPeer, identityBytes, securityOf, type CoapEndpoint, type PeerInfo } from '../coap/endpoint.js';
+import { formatPeer, identityBytes, securityOf, type CoapEndpoint, type PeerAddress, type PeerInfo } from '../coap/endpoint.js';
 import { Opt } from '../coap/message.js';
 import type { UdpEndpointOptions } from '../coap/udp-endpoint.js';
 import { StoreError } from '../store/errors.js';
@@ -157,6 +157,36 @@ export class RegistrationServer {
     const secure = registration.security !== 'nosec';
     for (const n of this.#nodes) if (n.endpoint.secure === secure && !n.closed) return n;
     return undefined;
+  }
+
+  /**
+   * A DTLS session moved to a new address (RFC 9146 Connection ID, `DtlsEndpoint.onPeerMoved`):
+   * the registration made over that session - same security and identity, registered from
+   * `previous` - follows at once, so device management and observations reach the client before
+   * its next Update. The lifetime is not renewed (no Update arrived); the registration event
+   * `update` records the move. A registration at another address (the client registered again
+   * meanwhile) is left alone. Resolves when done; never rejects for a missing registration.
+   */
+  followPeer(peer: PeerInfo, previous: PeerAddress): Promise<void> {
+    return this.#track(this.#followPeer(peer, previous));
+  }
+
+  async #followPeer(peer: PeerInfo, previous: PeerAddress): Promise<void> {
+    const identity = identityBytes(peer.identity);
+    if (identity === undefined || peer.identity === undefined || this.#closing) return;
+    const security = securityOf(peer.identity);
+    const credentials = await this.#store.credentials.findForRegistration(peer.identity.type === 'psk' ? { pskIdentity: identity } : { publicKey: identity });
+    const endpoints = new Map(credentials.map((c) => [c.endpoint.toString('hex'), c.endpoint]));
+    for (const endpoint of endpoints.values()) {
+      const rec = await this.#store.registry.getByEndpoint(endpoint);
+      if (!rec || rec.security !== security || rec.identity === null || !bytesEqual(rec.identity, identity)) continue;
+      if (rec.address !== previous.address || rec.port !== previous.port) continue;
+      const detail = `address ${formatPeer(rec)} → ${formatPeer(peer)} (DTLS connection ID)`;
+      const updated = await this.#store.registry.update(rec.id, { address: peer.address, port: peer.port, renew: false, detail });
+      if (!updated) continue;
+      this.#log.info('registration followed its DTLS session to a new address', { ep: describeBytes(updated.endpoint), id: updated.id, peer: formatPeer(peer), previous: formatPeer(rec) });
+      this.#emit({ kind: 'update', registration: updated, previous: rec });
+    }
   }
 
   /** Expires what is due now (as the timer would); resolves with what was expired. */

@@ -71,6 +71,7 @@ import {
 import { resolveTarget, type ServerTarget, type Target } from './target.js';
 import { resolveClientRpk } from '../dtls/client-rpk.js';
 import { dtlsCredentialsOf, SimTransport, type SimDtlsOptions } from './transport.js';
+import type { DtlsClientEndpoint } from '../dtls/client.js';
 
 export type { ServerTarget } from './target.js';
 
@@ -435,6 +436,14 @@ export class DeviceSimulator {
   /** True while a bootstrap or Bootstrap-Pack runs. */
   get running(): boolean {
     return this.session !== undefined || this.packRunning || this.reserved;
+  }
+
+  /**
+   * The DTLS client endpoint the device uses for the server at `peer`, once it reached it over
+   * `coaps://` (undefined otherwise): its sessions, CIDs, and `rebind()` to play a NAT rebinding.
+   */
+  dtlsEndpoint(peer: { readonly address: string; readonly port: number }): DtlsClientEndpoint | undefined {
+    return this.transport.dtlsEndpoint(peer);
   }
 
   address(): AddressInfo {

@@ -401,6 +401,7 @@ export class SqliteRegistry implements RegistryRepository {
       const old = toRecord(row);
       const now = ctx.now();
       const lifetime = p.lifetime === undefined ? old.lifetime : checkLifetime(p.lifetime);
+      const renew = p.renew !== false;
       const rec: RegistrationRecord = {
         ...old,
         address: p.address === undefined ? old.address : text('address', p.address, 255),
@@ -414,8 +415,8 @@ export class SqliteRegistry implements RegistryRepository {
         objects: p.objects === undefined ? old.objects : checkObjects(p.objects),
         profileIds: p.profileIds === undefined ? old.profileIds : checkStrings('profileIds', p.profileIds),
         attributes: p.attributes === undefined ? old.attributes : { ...old.attributes, ...checkAttributes(p.attributes) },
-        updatedAt: now,
-        expiresAt: expiry(now, lifetime),
+        updatedAt: renew ? now : old.updatedAt,
+        expiresAt: renew ? expiry(now, lifetime) : old.expiresAt,
       };
       const [, , , address, port, , , , binding, queueMode, sms, lt, rootPath, formats, objects, pids, attrs, , updatedAt, expiresAt] = toParams(rec);
       this.#updateRow.run(address, port, binding, queueMode, sms, lt, rootPath, formats, objects, pids, attrs, updatedAt, expiresAt, id);

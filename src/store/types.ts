@@ -488,6 +488,11 @@ export interface RegistrationPatch {
   readonly attributes?: Readonly<Record<string, string>>;
   /** Free text for the `update` event. */
   readonly detail?: string;
+  /**
+   * false: the lifetime is not renewed (updatedAt and expiresAt stay) - the client did not send
+   * an Update; only its DTLS session moved to a new address (RFC 9146). Default true.
+   */
+  readonly renew?: boolean;
 }
 
 export interface RegisterResult {
