@@ -22,6 +22,7 @@ import { NO_X509, readX509Files, type Config, type X509Config } from './config/c
 import { loadObjectRegistry } from './lwm2m/ddf.js';
 import { BOOTSTRAP_SERVER_KEY, REGISTRATION_SERVER_KEY } from './store/server-keys.js';
 import { normalizeSpki } from './store/material.js';
+import { startRetention, type Retention } from './store/retention.js';
 import { openStore, type SqliteStore } from './store/store.js';
 import { silentLogger, type Logger } from './util/log.js';
 
@@ -129,6 +130,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   let registration: RegistrationServer | undefined;
   let management: DeviceManager | undefined;
   let admin: AdminServer | undefined;
+  let retention: Retention | undefined;
   try {
     if (store.keySource === 'created') {
       log.warn('created a new secret key for the database; back it up, or set LWBS_SECRET_KEY', { file: `${config.dataDir}/secret.key` });
@@ -218,6 +220,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       addresses.set('registration.coaps', node.address());
     }
     await management.start();
+    retention = startRetention(store, config.history === undefined ? 90 : config.history.keepDays, log);
     if (config.admin.listen) {
       const token = loadOrCreateAdminToken(config.dataDir);
       if (token.created) log.info('created the admin API token', { file: token.file });
@@ -231,6 +234,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
       ...Object.fromEntries([...addresses].map(([k, a]) => [k, a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`])),
     });
   } catch (e) {
+    await retention?.stop();
     await admin?.close();
     await management?.close();
     await bootstrap?.close();
@@ -242,6 +246,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
   const rs = registration;
   const dm = management;
   const api = admin;
+  const history = retention;
   let closing: Promise<void> | undefined;
   return {
     store,
@@ -251,6 +256,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     addresses,
     close: () =>
       (closing ??= (async () => {
+        await history?.stop();
         await api?.close();
         await dm.close();
         await bs.close();

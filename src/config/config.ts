@@ -55,6 +55,8 @@ export interface Config {
   readonly log: { readonly level: LogLevel };
   /** The admin HTTP API (`lwbs device read ...`); `listen` null disables it. Its bearer token is `<dataDir>/admin.token`. */
   readonly admin: { readonly listen: ListenAddress | null };
+  /** Ended bootstrap sessions and registration events older than `keepDays` are pruned (null: kept forever). Default 90. */
+  readonly history?: { readonly keepDays: number | null };
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -138,7 +140,7 @@ function x509Config(field: string, v: Json | undefined, abs: (p: string) => stri
   return { trustAnchors: (anchors as string[]).map(abs), certificate, privateKey };
 }
 
-const KNOWN_TOP = new Set(['dataDir', 'objectDirs', 'bootstrap', 'registration', 'log', 'admin']);
+const KNOWN_TOP = new Set(['dataDir', 'objectDirs', 'bootstrap', 'registration', 'log', 'admin', 'history']);
 
 /** Validates merged JSON into a Config; relative paths resolve against `baseDir`. */
 export function validateConfig(raw: Json, baseDir: string): Config {
@@ -155,6 +157,12 @@ export function validateConfig(raw: Json, baseDir: string): Config {
   const log = obj('log', root.log ?? { level: 'info' });
   const admin = root.admin === undefined || root.admin === null ? { listen: null } : obj('admin', root.admin);
   for (const k of Object.keys(admin)) if (k !== 'listen') throw new ConfigError(`unknown config field "admin.${k}"`);
+  const history = root.history === undefined ? {} : obj('history', root.history);
+  for (const k of Object.keys(history)) if (k !== 'keepDays') throw new ConfigError(`unknown config field "history.${k}"`);
+  const keepDays = history.keepDays === undefined ? 90 : history.keepDays;
+  if (keepDays !== null && (typeof keepDays !== 'number' || !Number.isInteger(keepDays) || keepDays < 1 || keepDays > 36_500)) {
+    throw new ConfigError(`history.keepDays must be a whole number of days in 1..36500, or null to keep everything, got ${JSON.stringify(keepDays)}`);
+  }
   const level = str('log.level', log.level, (s) => ['debug', 'info', 'warn', 'error'].includes(s), 'one of debug, info, warn, error');
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
   return {
@@ -180,6 +188,7 @@ export function validateConfig(raw: Json, baseDir: string): Config {
     },
     log: { level: level as LogLevel },
     admin: { listen: parseListen('admin.listen', admin.listen ?? null) },
+    history: { keepDays },
   };
 }
 

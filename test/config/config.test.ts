@@ -24,6 +24,16 @@ describe('config', () => {
     expect(c.bootstrap.coaps).to.deep.equal({ host: '0.0.0.0', port: 5684 });
     expect(c.registration.coap).to.deep.equal({ host: '0.0.0.0', port: 5783 });
     expect(c.registration.coaps).to.deep.equal({ host: '0.0.0.0', port: 5784 });
+    expect(c.history).to.deep.equal({ keepDays: 90 });
+  });
+
+  it('history.keepDays: whole days, or null to keep everything', () => {
+    expect(loadConfig({ cwd: dir, file: write('h1.json', { history: { keepDays: 7 } }), env: {} }).history).to.deep.equal({ keepDays: 7 });
+    expect(loadConfig({ cwd: dir, file: write('h2.json', { history: { keepDays: null } }), env: {} }).history).to.deep.equal({ keepDays: null });
+    for (const bad of [0, 1.5, -3, '30', 40_000]) {
+      expect(() => loadConfig({ cwd: dir, file: write('h3.json', { history: { keepDays: bad } }), env: {} }), String(bad)).to.throw(ConfigError, /history\.keepDays/);
+    }
+    expect(() => loadConfig({ cwd: dir, file: write('h4.json', { history: { keep: 3 } }), env: {} })).to.throw(ConfigError, /unknown config field "history\.keep"/);
   });
 
   it('merges a user file, then the environment, then --data', () => {
