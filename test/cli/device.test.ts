@@ -53,7 +53,7 @@ describe('cli: lwbs device', function () {
       box.run(['device', 'add', '00ff10', '--endpoint-hex', '--profile', 'other', '--psk-identity-hex', 'deadbeef', '--psk-key', '0102']),
       box.run(['device', 'add', 'ep-rpk', '--profile', 'meters', '--rpk-public-key', box.file('rpk.pem', pem(rpk.spki))]),
       box.run(['device', 'add', 'ep-rpk-der', '--profile', 'meters', '--rpk-public-key', box.file('rpk.der', rpk2.spki)]),
-      box.run(['device', 'add', 'ep-x509', '--profile', 'meters', '--x509-cert', box.file('a.pem', certPem(CERT_A))]),
+      box.run(['device', 'add', 'urn:dev:1', '--profile', 'meters', '--x509-cert', box.file('a.pem', certPem(CERT_A))]),
     ];
     for (const r of runs) {
       expect(r.code, r.err).to.equal(0);
@@ -72,7 +72,7 @@ describe('cli: lwbs device', function () {
       expect(bin?.auth.kind === 'psk' && bin.auth.identity.toString('hex')).to.equal('deadbeef');
       expect((await store.devices.findByRpk(rpk.spki))?.endpoint.toString()).to.equal('ep-rpk');
       expect((await store.devices.findByRpk(rpk2.spki))?.endpoint.toString()).to.equal('ep-rpk-der');
-      expect((await store.devices.findByCertificate(CERT_A))?.endpoint.toString()).to.equal('ep-x509');
+      expect((await store.devices.findByCertificate(CERT_A))?.endpoint.toString()).to.equal('urn:dev:1');
     });
   });
 
@@ -83,6 +83,10 @@ describe('cli: lwbs device', function () {
       ['device', 'add', 'zz', '--endpoint-hex', '--profile', 'meters'],
     ];
     for (const args of usage) expect(box.run(args).code, args.join(' ')).to.equal(2);
+    // LwM2M: an X.509 device's certificate must name its endpoint (CN or subjectAltName).
+    const unnamed = box.run(['device', 'add', 'ep-other', '--profile', 'meters', '--x509-cert', box.file('named.pem', certPem(CERT_A))]);
+    expect(unnamed.code).to.equal(2);
+    expect(unnamed.err).to.contain('CN "urn:imei:350000000000001"').and.to.contain('not the endpoint ep-other');
     const unknown = box.run(['device', 'add', 'x', '--profile', 'nope']);
     expect(unknown.code).to.equal(1);
     expect(unknown.err).to.match(/profile "nope" does not exist/);
@@ -95,14 +99,14 @@ describe('cli: lwbs device', function () {
     const all = box.json<DeviceJson[]>(['device', 'list', '--json']);
     // Sorted by endpoint bytes: 0x00ff10 first.
     expect(all.map((d) => d.endpoint.hex)).to.deep.equal(
-      ['00ff10', ...['ep-none', 'ep-psk', 'ep-rpk', 'ep-rpk-der', 'ep-x509'].map((e) => Buffer.from(e).toString('hex'))].sort(),
+      ['00ff10', ...['ep-none', 'ep-psk', 'ep-rpk', 'ep-rpk-der', 'urn:dev:1'].map((e) => Buffer.from(e).toString('hex'))].sort(),
     );
     expect(all[0]!.endpoint).to.deep.equal({ hex: '00ff10' });
     const psk = all.find((d) => d.endpoint.text === 'ep-psk')!;
     expect(psk).to.deep.include({ profile: 'meters', enrolledBy: 'cli' });
     expect(psk.auth).to.deep.equal({ kind: 'psk', identity: { text: 'id-psk', hex: Buffer.from('id-psk').toString('hex') } });
     expect(Object.keys(psk).sort()).to.deep.equal(['auth', 'createdAt', 'endpoint', 'enrolledBy', 'profile']);
-    const x509 = all.find((d) => d.endpoint.text === 'ep-x509')!;
+    const x509 = all.find((d) => d.endpoint.text === 'urn:dev:1')!;
     expect(x509.auth).to.deep.include({ kind: 'x509', certificate: CERT_A.toString('hex'), subjectCn: 'urn:imei:350000000000001' });
     expect(x509.auth.subjectAltNames).to.deep.equal(['DNS:dev1.example', 'URI:urn:dev:1']);
     const rpkDev = all.find((d) => d.endpoint.text === 'ep-rpk')!;
@@ -116,7 +120,7 @@ describe('cli: lwbs device', function () {
     expect(t.code).to.equal(0);
     expect(t.out).to.match(/^ENDPOINT\s+PROFILE\s+AUTH/);
     expect(t.out).to.match(/^0x00ff10\s+other\s+psk, identity "0xdeadbeef"/m);
-    expect(t.out).to.match(/^ep-x509\s+meters\s+x509 CN=urn:imei:350000000000001/m);
+    expect(t.out).to.match(/^urn:dev:1\s+meters\s+x509 CN=urn:imei:350000000000001/m);
     expect(t.out).not.to.include(BOOTSTRAP_KEY);
   });
 
@@ -222,7 +226,7 @@ describe('cli: lwbs device', function () {
         ['', 'c0ffee', '', '', '0a0b', '0102', '', ''],
         ['urn:imei:3', '', 'other', '', '', '', pem(rpk.spki), ''],
         ['urn:imei:4', '', '', '', '', '', Buffer.from(rpk2.spki).toString('base64'), ''],
-        ['urn:imei:5', '', '', '', '', '', '', certPem(CERT_B)],
+        ['urn:dev:2', '', '', '', '', '', '', certPem(CERT_B)],
         ['urn:imei:6', '', '', '', '', '', '', ''],
       ];
       const text = '\ufeff' + rows.map(csvLine).join('\r\n\r\n') + '\r\n';
@@ -234,7 +238,7 @@ describe('cli: lwbs device', function () {
       await imp.withStore(async (store) => {
         const list = await store.devices.list();
         expect(list.map((d) => d.endpoint.toString('hex'))).to.deep.equal(
-          ['c0ffee', ...['urn:imei:1', 'urn:imei:3', 'urn:imei:4', 'urn:imei:5', 'urn:imei:6'].map((e) => Buffer.from(e).toString('hex'))].sort(),
+          ['c0ffee', ...['urn:imei:1', 'urn:imei:3', 'urn:imei:4', 'urn:dev:2', 'urn:imei:6'].map((e) => Buffer.from(e).toString('hex'))].sort(),
         );
         expect(list.every((d) => d.enrolledBy === 'import')).to.equal(true);
         const one = await store.devices.get('urn:imei:1');
@@ -246,7 +250,7 @@ describe('cli: lwbs device', function () {
         expect((await store.devices.get('urn:imei:3'))?.profile).to.equal('other');
         expect((await store.devices.findByRpk(rpk.spki))?.endpoint.toString()).to.equal('urn:imei:3');
         expect((await store.devices.findByRpk(rpk2.spki))?.endpoint.toString()).to.equal('urn:imei:4');
-        expect((await store.devices.findByCertificate(CERT_B))?.endpoint.toString()).to.equal('urn:imei:5');
+        expect((await store.devices.findByCertificate(CERT_B))?.endpoint.toString()).to.equal('urn:dev:2');
         expect((await store.devices.get('urn:imei:6'))?.auth.kind).to.equal('none');
       });
     });
@@ -279,6 +283,13 @@ describe('cli: lwbs device', function () {
       expect(r.err).not.to.match(/importing: /);
       const list = imp.json<DeviceJson[]>(['device', 'list', '--json']);
       expect(list.map((d) => d.endpoint.text)).to.deep.equal(['taken']);
+    });
+
+    it('refuses a row whose certificate does not name its endpoint (CN or subjectAltName)', () => {
+      const csv = ['endpoint,profile,x509_cert', csvLine(['ep-other', 'meters', certPem(CERT_B)])].join('\n') + '\n';
+      const r = imp.run(['device', 'import', imp.file('names.csv', csv)]);
+      expect(r.code).to.equal(1);
+      expect(r.err).to.match(/line 2, column 3 \(x509_cert\): the certificate names CN "device-2", .*not the endpoint ep-other/);
     });
 
     it('refuses bad headers and broken quoting with the line, and documents the columns in --help', () => {

@@ -12,7 +12,8 @@ import { StoreError } from '../../store/errors.js';
 import { endpointBytes, fingerprint, normalizeSpki, parseCertificate, pskIdentityBytes, pskKeyBytes } from '../../store/material.js';
 import type { SqliteStore } from '../../store/store.js';
 import type { CredentialRecord, DeviceAuth, DeviceAuthInput, DeviceRecord, NewDevice } from '../../store/types.js';
-import { hexToBytes } from '../../util/bytes.js';
+import { certificateMatchesEndpoint, certificateNames } from '../../dtls/x509.js';
+import { bytesAsText, hexToBytes } from '../../util/bytes.js';
 import type { CliContext } from '../context.js';
 import { CsvError, parseCsv, type CsvRecord } from '../csv.js';
 import { UsageError, UserError } from '../errors.js';
@@ -106,6 +107,10 @@ export function registerDeviceCommand(program: Command, ctx: CliContext): void {
     .action(async (endpointArg: string, opts: AddOpts) => {
       const endpoint = parseBytesArg(endpointArg, opts.endpointHex === true, 'ENDPOINT');
       const auth = authFromOptions(opts);
+      if (auth.kind === 'x509') {
+        const problem = certificateNamingProblem(auth.certificate, endpoint);
+        if (problem !== undefined) throw new UsageError(problem);
+      }
       await ctx.withStore(async (store) => {
         const d = await store.devices.add({ endpoint, profile: opts.profile, auth });
         console.log(`enrolled device ${showBytes(d.endpoint)} with profile ${d.profile} (bootstrap auth: ${describeAuth(d.auth)})`);
@@ -275,6 +280,18 @@ function authFromOptions(o: AddOpts): DeviceAuthInput {
   if (o.rpkPublicKey !== undefined) return { kind: 'rpk', publicKey: readDerFile(o.rpkPublicKey, ['PUBLIC KEY']) };
   if (o.x509Cert !== undefined) return { kind: 'x509', certificate: readDerFile(o.x509Cert, ['CERTIFICATE']) };
   return { kind: 'none' };
+}
+
+/**
+ * LwM2M: an X.509 device's certificate names its endpoint (CN or a subjectAltName), and bootstrap
+ * admission refuses one that does not; undefined when it does, else why not (for the operator).
+ */
+function certificateNamingProblem(der: Uint8Array, endpoint: Uint8Array): string | undefined {
+  const name = bytesAsText(endpoint);
+  if (name !== undefined && certificateMatchesEndpoint(der, name)) return undefined;
+  const n = certificateNames(der);
+  const names = [...(n.cn !== undefined ? [`CN ${JSON.stringify(n.cn)}`] : []), ...n.sans.map((x) => `subjectAltName ${JSON.stringify(x)}`)];
+  return `the certificate names ${names.length > 0 ? names.join(', ') : 'nothing'}, not the endpoint ${showBytes(endpoint)}: its CN or a subjectAltName must be the endpoint (LwM2M), or bootstrap refuses it`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -453,6 +470,11 @@ async function checkCsv(store: SqliteStore, records: readonly CsvRecord[], defau
           }
         }
       }
+    }
+
+    if (endpoint && auth?.kind === 'x509') {
+      const problem = certificateNamingProblem(auth.certificate, endpoint);
+      if (problem !== undefined) bad('x509_cert', problem);
     }
 
     if (endpoint) {
