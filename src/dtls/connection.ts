@@ -16,7 +16,10 @@
  * Session: application data both ways in epoch 1; close_notify is answered with close_notify and
  * ends the association, a fatal alert ends it; a ClientHello inside the session (renegotiation)
  * is refused with a no_renegotiation warning. `close()` releases everything (timers, buffers,
- * keys); the owner (server.ts) also ends it on idle and handshake timeouts.
+ * keys); the owner (server.ts) also ends it on idle and handshake timeouts. Once established, a
+ * session holds only what it needs (record keys, replay window, identity, session id, CIDs, and
+ * flight 6 until the client's first data), each in a buffer of its own rather than a slice of
+ * Node's 8 KiB Buffer pool (ownedCopy): ~5 KB per open session in all.
  *
  * ECDHE_ECDSA with raw public keys (RFC 8422, RFC 7250; mutual authentication, as LwM2M requires):
  * flight 4 is ServerHello (echoing client/server_certificate_type = RawPublicKey and
@@ -246,8 +249,9 @@ export class ServerConnection {
   completed = false;
   readonly suite: CipherSuite;
   readonly extendedMasterSecret: boolean;
-  readonly clientRandom: Buffer;
-  private readonly serverRandom = randomBytes(32);
+  /** The handshake's randoms; dropped once it completes (like everything only the handshake needs). */
+  private clientRandom: Buffer | undefined;
+  private serverRandom: Buffer | undefined = randomBytes(32);
 
   private readEpoch = 0;
   private readProtection: RecordProtection | undefined;
@@ -257,7 +261,9 @@ export class ServerConnection {
   private readonly writeProtections: (RecordProtection | undefined)[] = [undefined];
   private readonly writeSeq: number[];
   private readonly windows = new Map<number, ReplayWindow>();
-  private readonly reassembler: HandshakeReassembler;
+  /** Until the handshake completes; afterwards only `peerNextSeq` (the client's next message_seq) is kept. */
+  private reassembler: HandshakeReassembler | undefined;
+  private peerNextSeq = 0;
   private transcript: Buffer[] = [];
   private master: Buffer | undefined;
   private serverSeq: number;
@@ -293,7 +299,7 @@ export class ServerConnection {
   readonly maxPlaintext: number;
   /** Largest record plaintext we accept (our record_size_limit when negotiated). */
   private readonly receiveLimit: number;
-  private readonly recordLimitExtension: Extension | undefined;
+  private recordLimitExtension: Extension | undefined;
   /** Datagram size for our flights: with a small record limit, one full record at most (small clients have small receive buffers). */
   private readonly datagramLimit: number;
   /** PSK: the cache's check value of the key, kept from the lookup until the session is cached. */
@@ -319,14 +325,16 @@ export class ServerConnection {
     this.serverCertificateType = hs.serverCertificateType ?? CertificateType.rawPublicKey;
     this.echoClientCertificateType = hs.echoClientCertificateType ?? true;
     this.echoServerCertificateType = hs.echoServerCertificateType ?? true;
-    this.connectionId = hs.connectionId === undefined ? undefined : { own: Buffer.from(hs.connectionId.own), peer: Buffer.from(hs.connectionId.peer) };
+    // What the session keeps for its whole life is copied into buffers of its own (ownedCopy): a
+    // small Buffer.from() copy is a slice of a shared 8 KiB pool slab and would keep all of it alive.
+    this.connectionId = hs.connectionId === undefined ? undefined : { own: ownedCopy(hs.connectionId.own), peer: ownedCopy(hs.connectionId.peer) };
     this.resumed = hs.resume !== undefined;
-    this.sessionId = hs.resume !== undefined ? Buffer.from(hs.resume.id) : config.sessionCache?.newId() ?? Buffer.alloc(0);
+    this.sessionId = hs.resume !== undefined ? ownedCopy(hs.resume.id) : config.sessionCache?.newId() ?? Buffer.alloc(0);
     if (hs.resume !== undefined) {
       // Copies: the cache zeroes its own when the entry goes.
-      this.master = Buffer.from(hs.resume.masterSecret);
-      this.identity = Buffer.from(hs.resume.identity);
-      this.certificateChain = hs.resume.chain?.map((c) => Buffer.from(c));
+      this.master = ownedCopy(hs.resume.masterSecret);
+      this.identity = ownedCopy(hs.resume.identity);
+      this.certificateChain = hs.resume.chain?.map((c) => ownedCopy(c));
     }
     const limits = recordLimits(hs.recordLimit, config.recordSizeLimit);
     this.maxPlaintext = limits.send;
@@ -347,6 +355,7 @@ export class ServerConnection {
       throw new RangeError('a PSK suite needs pskLookup');
     }
     this.writeSeq = [hs.recordSeq];
+    this.peerNextSeq = hs.messageSeq + 1;
     this.serverSeq = hs.messageSeq;
     this.reassembler = new HandshakeReassembler(hs.messageSeq + 1, config.reassembly);
     this.windows.set(0, new ReplayWindow(config.replayWindow));
@@ -386,6 +395,7 @@ export class ServerConnection {
       if (this.echoServerCertificateType) exts.push({ type: ExtensionType.serverCertificateType, data: Buffer.from([this.serverCertificateType]) });
     }
     if (this.recordLimitExtension !== undefined) exts.push(this.recordLimitExtension);
+    this.recordLimitExtension = undefined;
     if (this.resumed) {
       this.startAbbreviated(exts);
       return;
@@ -399,7 +409,7 @@ export class ServerConnection {
     this.transcript.push(this.clientHelloMessage!);
     this.clientHelloMessage = undefined;
     add(HandshakeType.serverHello, serializeServerHello({
-      serverVersion: DTLS_1_2, random: this.serverRandom, sessionId: this.sessionId, cipherSuite: this.suite.id, compressionMethod: 0,
+      serverVersion: DTLS_1_2, random: this.serverRandom!, sessionId: this.sessionId, cipherSuite: this.suite.id, compressionMethod: 0,
       extensions: exts.length > 0 ? exts : undefined,
     }));
     if (this.suite.keyExchange === 'ecdhe_ecdsa') {
@@ -411,7 +421,7 @@ export class ServerConnection {
         : serializeRawPublicKeyCertificate(key.spki));
       add(HandshakeType.serverKeyExchange, serializeEcdheServerKeyExchange({
         namedCurve: NamedGroup.secp256r1, publicPoint: this.ecdh.publicPoint, signatureAlgorithm: ECDSA_SHA256,
-        signature: ecdsaSign(key.privateKey, this.clientRandom, this.serverRandom, params),
+        signature: ecdsaSign(key.privateKey, this.clientRandom!, this.serverRandom!, params),
       }));
       add(HandshakeType.certificateRequest, serializeCertificateRequest({
         certificateTypes: [ClientCertificateTypeEcdsaSign], signatureAlgorithms: [ECDSA_SHA256], certificateAuthorities: Buffer.alloc(0),
@@ -438,13 +448,13 @@ export class ServerConnection {
    */
   private startAbbreviated(exts: Extension[]): void {
     const hello = serializeServerHello({
-      serverVersion: DTLS_1_2, random: this.serverRandom, sessionId: this.sessionId, cipherSuite: this.suite.id, compressionMethod: 0,
+      serverVersion: DTLS_1_2, random: this.serverRandom!, sessionId: this.sessionId, cipherSuite: this.suite.id, compressionMethod: 0,
       extensions: exts.length > 0 ? exts : undefined,
     });
     const helloSeq = this.serverSeq++;
     this.transcript.push(this.clientHelloMessage!, fullMessage(HandshakeType.serverHello, helloSeq, hello));
     this.clientHelloMessage = undefined;
-    const kb = keyBlock(this.master!, this.clientRandom, this.serverRandom, this.suite);
+    const kb = keyBlock(this.master!, this.clientRandom!, this.serverRandom!, this.suite);
     this.pendingRead = createProtection(this.suite, kb.client);
     this.writeProtections[1] = createProtection(this.suite, kb.server);
     this.writeSeq[1] = 0;
@@ -474,11 +484,31 @@ export class ServerConnection {
     this.flight = undefined;
     this.state = 'established';
     this.completed = true;
+    this.handshakeDone();
+    this.lastActivity = this.config.now();
+    this.host.established(this);
+  }
+
+  /**
+   * The handshake completed: drop what only it needed (transcript, randoms, master secret - wiped -,
+   * reassembler, queued records). A session keeps its keys (in the protections), identity,
+   * session id and CIDs, all in buffers of their own; the session cache has its own copies.
+   */
+  private handshakeDone(): void {
     this.transcript = [];
     this.master?.fill(0);
     this.master = undefined;
-    this.lastActivity = this.config.now();
-    this.host.established(this);
+    this.pskCheck = undefined;
+    this.clientRandom = this.serverRandom = undefined;
+    this.clientHelloMessage = undefined;
+    this.recordLimitExtension = undefined;
+    this.peerNextSeq = this.reassembler?.next ?? this.peerNextSeq;
+    this.reassembler = undefined;
+    this.queue = [];
+    this.nextEpoch = [];
+    this.ecdh = undefined;
+    this.clientKey = undefined;
+    this.pendingRead = this.pendingWrite = undefined;
   }
 
   /** A completed full handshake goes into the session cache (when there is one) so the client can resume it. */
@@ -496,7 +526,7 @@ export class ServerConnection {
 
   /** True when this handshake is the one started by a ClientHello with `random`. */
   isHandshakeFor(random: Buffer): boolean {
-    return this.state !== 'established' && this.state !== 'closed' && this.clientRandom.equals(random);
+    return this.state !== 'established' && this.state !== 'closed' && this.clientRandom !== undefined && this.clientRandom.equals(random);
   }
 
   /** The client repeated its (cookie) ClientHello: it did not get flight 4. */
@@ -536,7 +566,10 @@ export class ServerConnection {
     this.queue = [];
     this.nextEpoch = [];
     this.transcript = [];
-    this.reassembler.clear();
+    this.reassembler = undefined;
+    this.clientRandom = this.serverRandom = undefined;
+    this.clientHelloMessage = undefined;
+    this.recordLimitExtension = undefined;
     if (this.sessionId.length > 0 && (reason === 'alert_sent' || reason === 'alert_received' || (this.resumed && !this.completed && reason === 'handshake_timeout'))) {
       this.config.sessionCache?.remove(this.sessionId); // RFC 5246 §7.2.2: a fatal alert or failed handshake ends resumability
     }
@@ -637,7 +670,7 @@ export class ServerConnection {
       for (const f of frags) {
         if (f.msgType === HandshakeType.clientHello) {
           this.sendAlert(AlertLevel.warning, AlertDescription.noRenegotiation);
-        } else if (f.messageSeq < this.reassembler.next) {
+        } else if (f.messageSeq < this.peerNextSeq) {
           this.resend(true);
         }
       }
@@ -645,7 +678,7 @@ export class ServerConnection {
     }
     for (const f of frags) {
       if (f.msgType === HandshakeType.clientHello) continue; // handled (statelessly) by the server
-      this.reassembler.add(f);
+      this.reassembler?.add(f);
     }
     this.drainMessages();
   }
@@ -653,7 +686,7 @@ export class ServerConnection {
   private drainMessages(): void {
     for (;;) {
       if (this.state === 'closed' || this.lookingUp || this.state === 'established') return;
-      const msg = this.reassembler.take();
+      const msg = this.reassembler?.take();
       if (msg === undefined) return;
       this.onMessage(msg);
     }
@@ -668,7 +701,7 @@ export class ServerConnection {
         this.fail(AlertDescription.decodeError, 'malformed ClientKeyExchange');
         return;
       }
-      this.identity = Buffer.from(identity);
+      this.identity = ownedCopy(identity);
       this.transcript.push(fullMessage(msg.msgType, msg.messageSeq, msg.body));
       this.lookupPsk(this.identity);
       return;
@@ -694,7 +727,7 @@ export class ServerConnection {
         this.fail(result.alert, `client certificate refused: ${result.reason}`);
         return true;
       }
-      this.certificateChain = chain.map((c) => Buffer.from(c));
+      this.certificateChain = chain.map((c) => ownedCopy(c));
       this.identity = this.certificateChain[0]!;
       this.clientKey = result.leafKey;
       this.transcript.push(full());
@@ -712,7 +745,7 @@ export class ServerConnection {
         if (parsed === undefined) {
           this.fail(AlertDescription.badCertificate, 'the client raw public key is not a P-256 SubjectPublicKeyInfo');
         } else {
-          this.identity = parsed.spki;
+          this.identity = ownedCopy(parsed.spki);
           this.clientKey = parsed.key;
           this.transcript.push(full());
           this.state = 'awaiting_key_exchange';
@@ -815,9 +848,9 @@ export class ServerConnection {
   private deriveKeys(pms: Buffer): void {
     this.master = this.extendedMasterSecret
       ? extendedMasterSecret(pms, sha256(...this.transcript))
-      : masterSecret(pms, this.clientRandom, this.serverRandom);
+      : masterSecret(pms, this.clientRandom!, this.serverRandom!);
     pms.fill(0);
-    const kb = keyBlock(this.master, this.clientRandom, this.serverRandom, this.suite);
+    const kb = keyBlock(this.master, this.clientRandom!, this.serverRandom!, this.suite);
     this.pendingRead = createProtection(this.suite, kb.client);
     this.pendingWrite = createProtection(this.suite, kb.server);
   }
@@ -846,7 +879,7 @@ export class ServerConnection {
     this.windows.delete(0);
     this.state = 'awaiting_finished';
     // Messages must not span epochs: anything half-assembled from epoch 0 is discarded.
-    this.reassembler.clear();
+    this.reassembler?.clear();
     const held = this.nextEpoch;
     this.nextEpoch = [];
     for (const r of held) this.handleRecord(r);
@@ -870,17 +903,16 @@ export class ServerConnection {
     this.writeSeq[1] = 0;
     this.timer.stop();
     this.flight = new Flight(
-      [{ kind: 'ccs', epoch: 0 }, { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: this.serverSeq++, body: ours }],
+      // Kept until the client's first application data shows flight 6 arrived: its own copy, not a pool slice.
+      [{ kind: 'ccs', epoch: 0 }, { kind: 'handshake', epoch: 1, msgType: HandshakeType.finished, messageSeq: this.serverSeq++, body: ownedCopy(ours) }],
       this.datagramLimit,
       this.maxPlaintext,
     );
     this.writeEpoch = 1;
     this.state = 'established';
     this.completed = true;
-    this.transcript = [];
     this.remember();
-    this.master?.fill(0);
-    this.master = undefined;
+    this.handshakeDone();
     this.lastActivity = this.config.now();
     this.sendFlight();
     this.host.established(this);
@@ -998,6 +1030,17 @@ function recordLimits(req: RecordLimitRequest | undefined, ours: number): { send
   const data = Buffer.alloc(2);
   data.writeUInt16BE(ours);
   return { send: Math.min(req.limit, MAX_PLAINTEXT_LENGTH), receive: ours, extension: { type: ExtensionType.recordSizeLimit, data } };
+}
+
+/**
+ * A copy in an ArrayBuffer of its own. `Buffer.from(small)` copies into a slice of Node's shared
+ * 8 KiB pool, and one long-lived slice keeps the whole slab alive: what a session keeps for its
+ * life is copied with this instead.
+ */
+export function ownedCopy(b: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(b.length);
+  out.set(b);
+  return out;
 }
 
 /** Records queued for later must not pin the whole datagram, nor see it reused. */

@@ -111,15 +111,32 @@ export function aeadOpen(
   }
 }
 
+/**
+ * The direction's keys in one ArrayBuffer of their own, for the session's life: the key block's
+ * pieces are small Buffer.from() copies, slices of Node's shared 8 KiB pool, and each would keep a
+ * whole slab alive.
+ */
+function ownedKeys(keys: DirectionKeys): DirectionKeys {
+  const own = Buffer.allocUnsafeSlow(keys.macKey.length + keys.key.length + keys.iv.length);
+  keys.macKey.copy(own, 0);
+  keys.key.copy(own, keys.macKey.length);
+  keys.iv.copy(own, keys.macKey.length + keys.key.length);
+  const k = keys.macKey.length;
+  const e = k + keys.key.length;
+  return { macKey: own.subarray(0, k), key: own.subarray(k, e), iv: own.subarray(e) };
+}
+
 class AeadProtection implements RecordProtection {
   readonly maxOverhead: number;
+  private readonly keys: DirectionKeys;
 
   constructor(
     private readonly algorithm: 'aes-128-ccm' | 'aes-128-gcm',
-    private readonly keys: DirectionKeys,
+    keys: DirectionKeys,
     private readonly tagLength: number,
   ) {
     this.maxOverhead = 8 + tagLength;
+    this.keys = ownedKeys(keys);
   }
 
   encrypt(type: number, version: number, epoch: number, seq: number, plaintext: Buffer, cid?: Buffer): Buffer {
@@ -145,8 +162,11 @@ const BLOCK = 16;
 class CbcSha256Protection implements RecordProtection {
   /** IV + MAC + up to a full block of padding. */
   readonly maxOverhead = BLOCK + MAC_LENGTH + BLOCK;
+  private readonly keys: DirectionKeys;
 
-  constructor(private readonly keys: DirectionKeys) {}
+  constructor(keys: DirectionKeys) {
+    this.keys = ownedKeys(keys);
+  }
 
   private mac(epoch: number, seq: number, type: number, version: number, plaintext: Buffer, cid: Buffer | undefined): Buffer {
     return createHmac('sha256', this.keys.macKey).update(headerFor(type, version, epoch, seq, plaintext.length, cid)).update(plaintext).digest();

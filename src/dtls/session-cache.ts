@@ -89,16 +89,30 @@ export class SessionCache {
       if (oldest === undefined) break;
       this.drop(oldest);
     }
+    // One ArrayBuffer of the entry's own holds id ‖ master secret ‖ identity ‖ PSK check: small
+    // Buffer.from() copies would be slices of Node's shared 8 KiB pool, each keeping a whole slab alive.
+    const checkLength = s.pskCheck?.length ?? 0;
+    const own = Buffer.allocUnsafeSlow(s.id.length + s.masterSecret.length + s.identity.length + checkLength);
+    let at = 0;
+    const put = (b: Uint8Array): Buffer => {
+      own.set(b, at);
+      at += b.length;
+      return own.subarray(at - b.length, at);
+    };
     this.sessions.set(key, {
-      id: Buffer.from(s.id),
+      id: put(s.id),
       suite: s.suite,
-      masterSecret: Buffer.from(s.masterSecret),
+      masterSecret: put(s.masterSecret),
       extendedMasterSecret: s.extendedMasterSecret,
       clientCertificateType: s.clientCertificateType,
       serverCertificateType: s.serverCertificateType,
-      identity: Buffer.from(s.identity),
-      chain: s.chain?.map((c) => Buffer.from(c)),
-      pskCheck: s.pskCheck === undefined ? undefined : Buffer.from(s.pskCheck),
+      identity: put(s.identity),
+      chain: s.chain?.map((c) => {
+        const copy = Buffer.allocUnsafeSlow(c.length);
+        copy.set(c);
+        return copy;
+      }),
+      pskCheck: s.pskCheck === undefined ? undefined : put(s.pskCheck),
       createdAt: this.now(),
     });
   }

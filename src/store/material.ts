@@ -34,12 +34,41 @@ export function pskKeyBytes(v: Uint8Array | undefined, field = 'pskKey'): Buffer
   return toBytes(v);
 }
 
+/** DER of SEQUENCE { AlgorithmIdentifier { id-ecPublicKey, prime256v1 }, BIT STRING (66 bytes) } up to the point. */
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+/** The prefix and an uncompressed point `04 ‖ X ‖ Y`: 91 bytes. */
+const P256_SPKI_LENGTH = P256_SPKI_PREFIX.length + 65;
+// P-256 (SEC 2 §2.4.2, FIPS 186-4 D.1.2.3): y² = x³ - 3x + b over the prime p.
+const P256_P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
+const P256_B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
+
+/**
+ * True when `der` is already the canonical SPKI of an uncompressed P-256 point (the 91-byte DER
+ * prefix + 04 ‖ X ‖ Y) and that point is on the curve. Such a key is what normalization would
+ * return anyway, so it needs no import: the on-curve check is two BigInt multiplications (~2 µs)
+ * where node:crypto's import takes ~50-100 µs. (P-256 has cofactor 1: every point on the curve
+ * other than infinity, which this encoding cannot express, is a valid public key.)
+ */
+export function isCanonicalP256Spki(der: Uint8Array): boolean {
+  if (der.length !== P256_SPKI_LENGTH || der[P256_SPKI_PREFIX.length] !== 0x04) return false;
+  const b = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+  if (!b.subarray(0, P256_SPKI_PREFIX.length).equals(P256_SPKI_PREFIX)) return false;
+  const n = P256_SPKI_PREFIX.length + 1;
+  const x = BigInt(`0x${b.toString('hex', n, n + 32)}`);
+  const y = BigInt(`0x${b.toString('hex', n + 32, n + 64)}`);
+  if (x >= P256_P || y >= P256_P) return false;
+  return (y * y - (x * x * x - 3n * x + P256_B)) % P256_P === 0n;
+}
+
 /**
  * SubjectPublicKeyInfo DER, re-exported by node:crypto so equal keys get equal bytes (e.g. a
  * compressed P-256 point becomes the uncompressed form). The DTLS layer must pass the peer's
- * SPKI through here too (`findByRpk` does it).
+ * SPKI through here too (`findByRpk` does it). An already canonical P-256 SPKI with its point on
+ * the curve (the usual case, and every lookup from a handshake) is returned as a copy without
+ * importing it; an off-curve point falls through to node:crypto, which refuses it as before.
  */
 export function normalizeSpki(der: Uint8Array, field = 'publicKey'): Buffer {
+  if (isCanonicalP256Spki(der)) return Buffer.from(der);
   try {
     const key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
     // OpenSSL re-exports an EC key in the point form it was given; a round trip through JWK
@@ -51,8 +80,29 @@ export function normalizeSpki(der: Uint8Array, field = 'publicKey'): Buffer {
   }
 }
 
-/** PKCS#8 DER private key: checked to parse, stored as given (it is encrypted anyway). */
+/**
+ * PKCS#8 keys this process generated itself (bootstrap/credentials.ts), each with the SHA-256 of
+ * its bytes as generated (a digest, not a second copy of the private key). Keyed by the very
+ * object: bytes from anywhere else - an operator, the admin API, a file - are never in here,
+ * however they look, and are checked in full.
+ */
+const generatedPkcs8 = new WeakMap<Uint8Array, Buffer>();
+const digestOf = (der: Uint8Array): Buffer => createHash('sha256').update(der).digest();
+
+/**
+ * Marks a PKCS#8 key lwbs has just generated and encoded itself, so that `checkPkcs8` need not
+ * parse it again (~5 % of the server's CPU in an RPK bootstrap storm). Only for keys built by our
+ * own code from a freshly generated key pair; the mark is the object, and holds only while its
+ * bytes are unchanged.
+ */
+export function markGeneratedPkcs8(der: Uint8Array): void {
+  generatedPkcs8.set(der, digestOf(der));
+}
+
+/** PKCS#8 DER private key: checked to parse, stored as given (it is encrypted anyway). A key marked by markGeneratedPkcs8 is not parsed again. */
 export function checkPkcs8(der: Uint8Array, field = 'privateKey'): Buffer {
+  const mark = generatedPkcs8.get(der);
+  if (mark !== undefined && mark.equals(digestOf(der))) return toBytes(der);
   try {
     createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
   } catch (e) {

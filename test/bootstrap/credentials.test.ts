@@ -179,6 +179,16 @@ describe('bootstrap credentials', () => {
       expect(toHex(generateRpkKeyPair().spki)).to.not.equal(toHex(generateRpkKeyPair().spki));
     });
 
+    it('the public point is the scalar times G (checked with @noble/curves), for many generated pairs', () => {
+      for (let i = 0; i < 50; i++) {
+        const kp = generateRpkKeyPair();
+        const scalar = kp.scalar.reveal();
+        expect(scalar.length).to.equal(32);
+        expect(p256.utils.isValidSecretKey(scalar)).to.equal(true);
+        expect(toHex(p256.getPublicKey(scalar, false))).to.equal(toHex(kp.publicPoint));
+      }
+    });
+
     it('generateRpk gives the Security object encodings', () => {
       const c = generateRpk();
       expect(c.mode).to.equal('rpk');
