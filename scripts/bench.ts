@@ -140,7 +140,7 @@ async function main(): Promise<void> {
     for (const suite of [PSK_CCM_8, ECDHE_ECDSA_CCM_8]) memory.push(await sessionMemory(suite, quick ? 500 : 2000));
     console.log('server memory per open DTLS session (sessions left open, clients dropped, after a full GC):');
     for (const m of memory) {
-      console.log(`  ${m.name}: ${fmt(m.heapBytesPerSession)} B V8 heap + ${fmt(m.externalBytesPerSession)} B external/ArrayBuffers; RSS ${fmt(m.rssBytesPerSession)} B (${m.sessions} sessions)`);
+      console.log(`  ${m.name}: ${fmt(m.heapBytesPerSession)} B V8 heap + ${fmt(m.externalBytesPerSession)} B external (Buffers); RSS ${fmt(m.rssBytesPerSession)} B (${m.sessions} sessions)`);
     }
   }
   let sessions: Awaited<ReturnType<typeof benchBootstrap>> | undefined;
