@@ -80,26 +80,32 @@ const u16list = (v: readonly number[]): Buffer => {
 };
 const u8list = (v: readonly number[]): Buffer => Buffer.from([v.length, ...v]);
 
-/** supported_groups (secp256r1), ec_point_formats (uncompressed), signature_algorithms (ecdsa_secp256r1_sha256), both certificate types RawPublicKey. */
-export function ecdheHelloExtensions(): Extension[] {
+/**
+ * supported_groups (secp256r1), ec_point_formats (uncompressed), signature_algorithms
+ * (ecdsa_secp256r1_sha256), and with `rawPublicKeys` both certificate types RawPublicKey (without:
+ * no certificate type extensions, which means X.509 both ways, RFC 7250 §4.1).
+ */
+export function ecdheHelloExtensions(rawPublicKeys = true): Extension[] {
   return [
     { type: ExtensionType.supportedGroups, data: u16list([NamedGroup.secp256r1]) },
     { type: ExtensionType.ecPointFormats, data: u8list([ECPointFormat.uncompressed]) },
     { type: ExtensionType.signatureAlgorithms, data: u16list([ECDSA_SHA256]) },
-    { type: ExtensionType.clientCertificateType, data: u8list([CertificateType.rawPublicKey]) },
-    { type: ExtensionType.serverCertificateType, data: u8list([CertificateType.rawPublicKey]) },
+    ...(rawPublicKeys ? [
+      { type: ExtensionType.clientCertificateType, data: u8list([CertificateType.rawPublicKey]) },
+      { type: ExtensionType.serverCertificateType, data: u8list([CertificateType.rawPublicKey]) },
+    ] : []),
   ];
 }
 
 /**
  * RFC 7250 §4.2: a ServerHello choosing an ECDHE_ECDSA suite names the certificate types in one
- * byte each; an absent extension means X.509, which this client does not do. Undefined when
- * fine, else why not.
+ * byte each; an absent extension means X.509, which a raw-public-key client (`rpk`) does not do.
+ * Undefined when fine, else why not.
  */
 export function checkServerCertificateTypes(exts: readonly Extension[] | undefined): string | undefined {
   for (const [type, name] of [[ExtensionType.serverCertificateType, 'server'], [ExtensionType.clientCertificateType, 'client']] as const) {
     const e = exts?.find((x) => x.type === type);
-    if (e === undefined) return `the server did not agree to RawPublicKey for the ${name} certificate (X.509 is not supported)`;
+    if (e === undefined) return `the server did not agree to RawPublicKey for the ${name} certificate (X.509 needs the x509 option)`;
     if (e.data.length !== 1 || e.data[0] !== CertificateType.rawPublicKey) return `the server chose ${name}_certificate_type ${e.data.length === 1 ? e.data[0] : '(malformed)'}, not RawPublicKey`;
   }
   return undefined;

@@ -1,6 +1,7 @@
 /**
  * `DtlsClientEndpoint`: the CLIENT side of DTLS 1.2 (RFC 6347) with pre-shared keys (RFC 4279)
- * or ECDHE_ECDSA with raw public keys both ways (RFC 8422, RFC 7250), as a `CoapEndpoint` (src/coap/endpoint.ts) over its own datagram socket. It is what a device
+ * or ECDHE_ECDSA (RFC 8422) with raw public keys (RFC 7250) or X.509 certificates both ways, as a
+ * `CoapEndpoint` (src/coap/endpoint.ts) over its own datagram socket. It is what a device
  * (the simulator) uses to reach a `coaps://` server; a CoapNode runs over it unchanged:
  *
  * - the first `send()` to a peer starts a handshake with it: ClientHello, the cookie exchange
@@ -18,6 +19,12 @@
  *   (optional), ServerHelloDone. Flight 5 is Certificate (our SPKI, when requested),
  *   ClientKeyExchange (our ephemeral point), CertificateVerify (ECDSA-SHA256 over the
  *   transcript with our private key, when requested), ChangeCipherSpec, Finished;
+ * - ECDHE_ECDSA with X.509 (`x509`: our chain and key, and the server's expected certificate or
+ *   trust anchors, see client-x509.ts): the same, but without certificate type extensions (X.509
+ *   both ways), with server_name when `x509.serverName` is a DNS name; the server's Certificate
+ *   is a chain, leaf first, checked against `serverCertificate` (exact match: bad_certificate
+ *   otherwise) or verified against `trustAnchors` (unknown_ca, certificate_expired,
+ *   bad_certificate, ...); ours is sent as a chain when requested;
  * - our flights are retransmitted on the RFC 6347 §4.2.4 timer (1 s doubling up to 60 s by
  *   default) and at once when the server repeats its previous flight (rate-limited); the whole
  *   handshake is abandoned after `handshakeTimeoutMs`;
@@ -27,8 +34,9 @@
  *   `DtlsHandshakeError`, with the alert when the server sent one). A failed handshake leaves no
  *   state: the next send to that peer starts a new one. Nothing is emitted as 'error' for it;
  * - records from the server are decrypted and emitted as `message` with the server's address and
- *   `peer.identity = { type: 'psk', identity }` (the identity both sides proved to share) or
- *   `{ type: 'rpk', publicKey }` (the SPKI DER of the key the server proved it holds);
+ *   `peer.identity = { type: 'psk', identity }` (the identity both sides proved to share),
+ *   `{ type: 'rpk', publicKey }` (the SPKI DER of the key the server proved it holds) or
+ *   `{ type: 'x509', certificate, chain }` (the server's leaf certificate and chain, DER);
  * - a close_notify from the server ends the session (the next send starts a new handshake);
  *   `close()` sends close_notify on every session, then closes the socket.
  *
@@ -42,7 +50,7 @@
  * `rebind()` moves the endpoint to a new local socket (a new port, as after a NAT rebinding)
  * without a new handshake: the server follows the session there on our next record.
  *
- * Not implemented: session resumption, X.509 certificates.
+ * Not implemented: session resumption.
  */
 import { randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -55,12 +63,13 @@ import {
   MAX_PLAINTEXT_LENGTH, MAX_SEQUENCE_NUMBER, NamedGroup,
 } from './constants.js';
 import { checkServerCertificateTypes, ecdheHelloExtensions, resolveClientRpk, type DtlsClientRpk, type ResolvedRpk } from './client-rpk.js';
+import { checkServerChain, resolveClientX509, serverNameExtension, type DtlsClientX509, type ResolvedX509 } from './client-x509.js';
 import { ecdsaSign, ecdsaVerify, EphemeralEcdh, parseP256Spki } from './ecc.js';
 import type { DatagramTransport } from './endpoint.js';
 import { DEFAULT_RETRANSMIT, Flight, RetransmitTimer, type FlightEntry, type RecordWriter, type RetransmitOptions } from './flight.js';
 import { fullMessage, parseHandshakeFragments, type HandshakeMessage } from './handshake.js';
 import {
-  EMPTY_RENEGOTIATION_INFO, findExtension, parseConnectionId, serializeConnectionId, parseCertificateRequest, parseEcdheServerKeyExchange, parseFinished, parseHelloVerifyRequest,
+  EMPTY_RENEGOTIATION_INFO, findExtension, parseCertificateList, parseConnectionId, serializeCertificateList, serializeConnectionId, parseCertificateRequest, parseEcdheServerKeyExchange, parseFinished, parseHelloVerifyRequest,
   parsePskServerKeyExchange, parseRawPublicKeyCertificate, parseRenegotiationInfo, parseServerHello, serializeCertificateVerify,
   serializeClientHello, serializeEcdhClientKeyExchange, serializeEcdhParams, serializePskClientKeyExchange,
   serializeRawPublicKeyCertificate, type Extension,
@@ -73,6 +82,7 @@ import { ReplayWindow } from './replay.js';
 import { suiteById, suiteHex, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CCM_8, type CipherSuite } from './suites.js';
 
 export type { DtlsClientRpk } from './client-rpk.js';
+export type { DtlsClientX509 } from './client-x509.js';
 import { SendTracker } from './send-tracker.js';
 
 export interface DtlsClientPsk {
@@ -82,13 +92,19 @@ export interface DtlsClientPsk {
 }
 
 export interface DtlsClientOptions {
-  /** Pre-shared key: enables the PSK suites. At least one of `psk` and `rpk` is required. */
+  /** Pre-shared key: enables the PSK suites. At least one of `psk`, `rpk` and `x509` is required. */
   readonly psk?: DtlsClientPsk;
   /** Raw public keys (ECDHE_ECDSA suites): our key pair and optionally the server's expected key. */
   readonly rpk?: DtlsClientRpk;
   /**
+   * X.509 certificates (ECDHE_ECDSA suites; not with `rpk`): our chain and key, and the server's
+   * expected certificate or the trust anchors its chain must lead to (client-x509.ts).
+   */
+  readonly x509?: DtlsClientX509;
+  /**
    * Cipher suite ids offered, in order of preference (default: TLS_PSK_WITH_AES_128_CCM_8 with
-   * `psk`, then TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 with `rpk`). PSK suites need `psk`, ECDHE_ECDSA suites `rpk`.
+   * `psk`, then TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 with `rpk` or `x509`). PSK suites need `psk`,
+   * ECDHE_ECDSA suites `rpk` or `x509`.
    */
   readonly cipherSuites?: readonly number[];
   /** Offer extended_master_secret (RFC 7627; default true). */
@@ -161,6 +177,7 @@ interface SessionHost {
 interface ResolvedOptions {
   readonly psk: { readonly identity: Buffer; readonly key: Buffer } | undefined;
   readonly rpk: ResolvedRpk | undefined;
+  readonly x509: ResolvedX509 | undefined;
   readonly suites: readonly CipherSuite[];
   readonly offerEms: boolean;
   readonly requireEms: boolean;
@@ -220,6 +237,8 @@ class ClientSession {
   /** ECDHE_ECDSA: the server's long-term key (its Certificate), its ephemeral point, whether it asked for our key. */
   private serverKey: KeyObject | undefined;
   private serverSpki: Buffer | undefined;
+  /** X.509: the server's chain, leaf first (its Certificate message). */
+  private serverChain: Buffer[] | undefined;
   private serverPoint: Buffer | undefined;
   private certificateRequested = false;
   /** Who the server proved to be (set when established). */
@@ -349,7 +368,12 @@ class ClientSession {
     const exts: Extension[] = [];
     if (this.host.opts.offerEms) exts.push({ type: ExtensionType.extendedMasterSecret, data: Buffer.alloc(0) });
     exts.push({ type: ExtensionType.renegotiationInfo, data: EMPTY_RENEGOTIATION_INFO });
-    if (this.host.opts.suites.some((s) => s.keyExchange === 'ecdhe_ecdsa')) exts.push(...ecdheHelloExtensions());
+    if (this.host.opts.suites.some((s) => s.keyExchange === 'ecdhe_ecdsa')) {
+      // With x509: no certificate type extensions (X.509 both ways), and SNI when we know the server's DNS name.
+      exts.push(...ecdheHelloExtensions(this.host.opts.x509 === undefined));
+      const sni = serverNameExtension(this.host.opts.x509?.serverName);
+      if (sni !== undefined) exts.push(sni);
+    }
     if (this.ownCid !== undefined) exts.push({ type: ExtensionType.connectionId, data: serializeConnectionId(this.ownCid) });
     return exts;
   }
@@ -530,7 +554,7 @@ class ClientSession {
     }
     this.ems = findExtension(sh.extensions, ExtensionType.extendedMasterSecret) !== undefined;
     if (!this.ems && this.host.opts.requireEms) return this.refuse(AlertDescription.handshakeFailure, 'the server does not support the extended master secret');
-    if (suite.keyExchange === 'ecdhe_ecdsa') {
+    if (suite.keyExchange === 'ecdhe_ecdsa' && this.host.opts.rpk !== undefined) {
       const bad = checkServerCertificateTypes(sh.extensions);
       if (bad !== undefined) return this.refuse(AlertDescription.unsupportedCertificate, bad);
     }
@@ -545,9 +569,21 @@ class ClientSession {
     this.transcript.push(full);
   }
 
-  /** ECDHE_ECDSA: the server's raw public key; checked against the expected one (LwM2M /0/x/4) when configured. */
+  /** ECDHE_ECDSA: the server's raw public key or X.509 chain; checked against the expected one (LwM2M /0/x/4) when configured. */
   private onServerCertificate(body: Buffer, full: Buffer): void {
     if (this.suite?.keyExchange !== 'ecdhe_ecdsa' || this.serverSpki !== undefined) return this.refuse(AlertDescription.unexpectedMessage, 'unexpected Certificate');
+    const x509 = this.host.opts.x509;
+    if (x509 !== undefined) {
+      const chain = parseCertificateList(body);
+      if (chain === undefined) return this.refuse(AlertDescription.decodeError, 'malformed server Certificate');
+      const check = checkServerChain(chain, x509);
+      if (!check.ok) return this.refuse(check.alert, check.reason);
+      this.serverChain = chain.map((c) => Buffer.from(c));
+      this.serverSpki = check.spki;
+      this.serverKey = check.leafKey;
+      this.transcript.push(full);
+      return;
+    }
     const der = parseRawPublicKeyCertificate(body);
     if (der === undefined) return this.refuse(AlertDescription.decodeError, 'malformed server Certificate');
     const parsed = der.length > 0 ? parseP256Spki(der) : undefined;
@@ -605,11 +641,12 @@ class ClientSession {
     };
     let pms: Buffer;
     if (suite.keyExchange === 'ecdhe_ecdsa') {
-      const rpk = opts.rpk!;
       const ecdh = new EphemeralEcdh();
       const shared = ecdh.sharedSecret(this.serverPoint!);
       if (shared === undefined) return this.refuse(AlertDescription.illegalParameter, 'the server ECDH point is not an uncompressed P-256 point');
-      if (this.certificateRequested) push(HandshakeType.certificate, serializeRawPublicKeyCertificate(rpk.spki));
+      if (this.certificateRequested) {
+        push(HandshakeType.certificate, opts.x509 !== undefined ? serializeCertificateList(opts.x509.chain) : serializeRawPublicKeyCertificate(opts.rpk!.spki));
+      }
       push(HandshakeType.clientKeyExchange, serializeEcdhClientKeyExchange(ecdh.publicPoint));
       pms = shared;
     } else {
@@ -623,7 +660,7 @@ class ClientSession {
     this.writeProtection = createProtection(suite, kb.client);
     this.pendingRead = createProtection(suite, kb.server);
     if (suite.keyExchange === 'ecdhe_ecdsa' && this.certificateRequested) {
-      const signature = ecdsaSign(opts.rpk!.privateKey, ...this.transcript);
+      const signature = ecdsaSign((opts.x509 ?? opts.rpk)!.privateKey, ...this.transcript);
       push(HandshakeType.certificateVerify, serializeCertificateVerify({ signatureAlgorithm: ECDSA_SHA256, signature }));
     }
     const finished = verifyData(this.master, 'client', sha256(...this.transcript));
@@ -641,7 +678,10 @@ class ClientSession {
     this.state = 'established';
     this.peerIdentity = this.suite!.keyExchange === 'psk'
       ? { type: 'psk', identity: Buffer.from(this.host.opts.psk!.identity) }
-      : { type: 'rpk', publicKey: Buffer.from(this.serverSpki!) };
+      : this.serverChain !== undefined
+        ? { type: 'x509', certificate: Buffer.from(this.serverChain[0]!), chain: this.serverChain }
+        : { type: 'rpk', publicKey: Buffer.from(this.serverSpki!) };
+    this.serverChain = undefined;
     this.serverKey = undefined;
     this.serverPoint = undefined;
     this.timer.stop();
@@ -699,6 +739,7 @@ class ClientSession {
     this.transcript = [];
     this.master = undefined;
     this.serverKey = undefined;
+    this.serverChain = undefined;
     this.serverPoint = undefined;
     this.writeProtection = undefined;
     this.readProtection = undefined;
@@ -716,16 +757,18 @@ function resolvePsk(psk: DtlsClientPsk): { identity: Buffer; key: Buffer } {
 }
 
 function resolveOptions(opts: DtlsClientOptions): ResolvedOptions {
-  if (!opts.psk && !opts.rpk) throw new TypeError('psk: { identity, key } or rpk: { publicKey, privateKey } is required');
+  if (!opts.psk && !opts.rpk && !opts.x509) throw new TypeError('psk: { identity, key } or rpk: { publicKey, privateKey } or x509: { certificate, privateKey } is required');
+  if (opts.rpk && opts.x509) throw new RangeError('give rpk or x509, not both');
   const psk = opts.psk ? resolvePsk(opts.psk) : undefined;
   const rpk = opts.rpk ? resolveClientRpk(opts.rpk) : undefined;
-  const ids = opts.cipherSuites ?? [...(psk ? [TLS_PSK_WITH_AES_128_CCM_8.id] : []), ...(rpk ? [TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8.id] : [])];
+  const x509 = opts.x509 ? resolveClientX509(opts.x509) : undefined;
+  const ids = opts.cipherSuites ?? [...(psk ? [TLS_PSK_WITH_AES_128_CCM_8.id] : []), ...(rpk || x509 ? [TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8.id] : [])];
   if (ids.length === 0) throw new RangeError('no cipher suites offered');
   const suites = ids.map((id) => {
     const s = suiteById(id);
     if (s === undefined) throw new RangeError(`cipher suite ${suiteHex(id)} is not one this client implements`);
     if (s.keyExchange === 'psk' && !psk) throw new RangeError(`cipher suite ${s.name} needs psk`);
-    if (s.keyExchange === 'ecdhe_ecdsa' && !rpk) throw new RangeError(`cipher suite ${s.name} needs rpk`);
+    if (s.keyExchange === 'ecdhe_ecdsa' && !rpk && !x509) throw new RangeError(`cipher suite ${s.name} needs rpk or x509`);
     return s;
   });
   const retransmit = { ...DEFAULT_RETRANSMIT, ...opts.retransmit };
@@ -741,7 +784,7 @@ function resolveOptions(opts: DtlsClientOptions): ResolvedOptions {
   const maxQueued = opts.maxQueued ?? 32;
   if (!(Number.isInteger(maxQueued) && maxQueued >= 1)) throw new RangeError('maxQueued must be a positive integer');
   return {
-    psk, rpk, suites,
+    psk, rpk, x509, suites,
     offerEms: opts.extendedMasterSecret ?? true,
     requireEms: opts.requireExtendedMasterSecret ?? false,
     retransmit, handshakeTimeoutMs, maxDatagram, maxQueued,
@@ -869,7 +912,12 @@ export class DtlsClientEndpoint extends EventEmitter<CoapEndpointEvents> impleme
     return this.opts.rpk ? Buffer.from(this.opts.rpk.spki) : undefined;
   }
 
-  /** How the server of the established session with (address, port) authenticated (its PSK identity or raw public key). */
+  /** Our X.509 chain, leaf first, DER (undefined without `x509`). */
+  get certificateChain(): Buffer[] | undefined {
+    return this.opts.x509?.chain.map((c) => Buffer.from(c));
+  }
+
+  /** How the server of the established session with (address, port) authenticated (its PSK identity, raw public key or certificate). */
   sessionPeerIdentity(address: string, port: number): PeerIdentity | undefined {
     const s = this.sessions.get(peerKeyOf(address, port));
     return s?.established ? s.peerIdentity : undefined;

@@ -9,8 +9,9 @@
  * `shortServerId`. Its Server URI (`/0/x/0`) is `coap://`, or `coaps://` with security mode PSK
  * (`/0/x/2` = 0, identity `/0/x/3`, key `/0/x/5`) or RPK (1: own SPKI `/0/x/3`, PKCS#8 private
  * key `/0/x/5`, the server's SPKI `/0/x/4`): the messages to that server then go over a DTLS
- * session (the host's `secure`, transport.ts) kept while the credentials stay the same.
- * Certificate modes → `DtlsNotSupportedError` (not implemented by the simulator yet).
+ * session (the host's `secure`, transport.ts) kept while the credentials stay the same; or
+ * X.509 (2: own certificate `/0/x/3`, key `/0/x/5`, the server's certificate or trust anchors
+ * `/0/x/4` per Certificate Usage `/0/x/15`). Certificates with EST (4) → `DtlsNotSupportedError`.
  *
  * Register (§2): `POST /rd?ep=…&lt=…&lwm2m=…&b=…[&Q]`, Content-Format 40, the object list:
  *  - `lt` = `/1/x/1` (or the `lifetime` option, until the server writes `/1/x/1`; 86400 when

@@ -38,11 +38,12 @@
  * tests and demos) and notifies observers. `close()` De-registers first (bounded wait).
  *
  * DTLS (transport.ts): a `coaps://` bootstrap server is reached over DTLS with the credentials
- * of the BS account (`bootstrapPsk` or `bootstrapRpk` at start: the device's enrolled bootstrap
- * credentials, kept in /0/0/2..5), a `coaps://` LwM2M server with the PSK or raw public keys its
- * Security instance was given (hand-off with mode psk or rpk). Each such server gets its own
- * DTLS socket and session; the node above sees one endpoint, so everything else is the same
- * over coap:// and coaps://. Certificate modes are refused with `DtlsNotSupportedError`.
+ * of the BS account (`bootstrapPsk`, `bootstrapRpk` or `bootstrapX509` at start: the device's
+ * enrolled bootstrap credentials, kept in /0/0/2..5 and /0/0/15), a `coaps://` LwM2M server with
+ * the PSK, raw public keys or certificate its Security instance was given (hand-off with mode
+ * psk or rpk; security mode 2 as any bootstrap server may write it). Each such server gets its
+ * own DTLS socket and session; the node above sees one endpoint, so everything else is the same
+ * over coap:// and coaps://. Certificates with EST (mode 4) are refused with `DtlsNotSupportedError`.
  */
 import type { AddressInfo } from 'node:net';
 import { CoapNode, CoapRequestError, type CoapIncomingRequest, type CoapResponder, type TransmissionParams } from '../coap/coap-node.js';
@@ -70,6 +71,7 @@ import {
 } from './report.js';
 import { resolveTarget, type ServerTarget, type Target } from './target.js';
 import { resolveClientRpk } from '../dtls/client-rpk.js';
+import { resolveClientX509 } from '../dtls/client-x509.js';
 import { dtlsCredentialsOf, SimTransport, type SimDtlsOptions } from './transport.js';
 import type { DtlsClientEndpoint } from '../dtls/client.js';
 
@@ -150,6 +152,21 @@ export interface SimulatorOptions {
    * checked in the handshake), used for a `coaps://` bootstrap server.
    */
   readonly bootstrapRpk?: { readonly publicKey: Uint8Array; readonly privateKey: Uint8Array; readonly serverPublicKey?: Uint8Array };
+  /**
+   * The device's enrolled bootstrap credentials as an X.509 certificate (not with `bootstrapPsk`
+   * or `bootstrapRpk`): written to the BS account /0/0 (mode certificate: /0/0/3 `certificate` -
+   * the chain, leaf first, concatenated DER -, /0/0/5 `privateKey` PKCS#8 DER, and /0/0/4 with
+   * /0/0/15: `serverCertificate`, the bootstrap server's certificate matched exactly (usage 3,
+   * domain-issued), or `trustAnchors`, concatenated, that its chain must lead to, its certificate
+   * naming the host of the bootstrap URI (usage 2, trust anchor assertion); neither: any
+   * certificate the server proves (usage 3, empty /0/0/4)). Used for a `coaps://` bootstrap server.
+   */
+  readonly bootstrapX509?: {
+    readonly certificate: Uint8Array | readonly Uint8Array[];
+    readonly privateKey: Uint8Array;
+    readonly serverCertificate?: Uint8Array;
+    readonly trustAnchors?: readonly Uint8Array[];
+  };
   /** DTLS timers and suites for coaps:// servers (tests use short timers). */
   readonly dtls?: SimDtlsOptions;
 }
@@ -370,6 +387,23 @@ export class DeviceSimulator {
       resolveClientRpk({ publicKey, privateKey, ...(serverPublicKey ? { serverPublicKey } : {}) });
       bsRpk = { publicKey: Uint8Array.from(publicKey), privateKey: Uint8Array.from(privateKey), serverPublicKey: Uint8Array.from(serverPublicKey ?? []) };
     }
+    let bsX509: { certificate: Uint8Array; privateKey: Uint8Array; serverCertificate: Uint8Array; usage: number } | undefined;
+    if (opts.bootstrapX509 !== undefined) {
+      if (bsPsk || bsRpk) throw new RangeError('give one of bootstrapPsk, bootstrapRpk and bootstrapX509');
+      const { certificate, privateKey, serverCertificate, trustAnchors } = opts.bootstrapX509;
+      if (serverCertificate !== undefined && trustAnchors !== undefined && trustAnchors.length > 0) {
+        throw new RangeError('bootstrapX509: give serverCertificate or trustAnchors, not both');
+      }
+      // Checked here (parse, P-256, key belongs to the leaf) so bad material fails at start, not at the handshake.
+      resolveClientX509({ certificate, privateKey, ...(serverCertificate ? { serverCertificate } : {}), ...(trustAnchors ? { trustAnchors } : {}) });
+      const anchored = trustAnchors !== undefined && trustAnchors.length > 0;
+      bsX509 = {
+        certificate: Uint8Array.from(certificate instanceof Uint8Array ? certificate : Buffer.concat(certificate.map((c) => Buffer.from(c)))),
+        privateKey: Uint8Array.from(privateKey),
+        serverCertificate: Uint8Array.from(anchored ? Buffer.concat(trustAnchors.map((c) => Buffer.from(c))) : serverCertificate ?? []),
+        usage: anchored ? 2 : 3,
+      };
+    }
     const shared = await sharedRegistry();
     const registry = opts.objectModels && opts.objectModels.length > 0 ? new ObjectRegistry().addAll(shared.all()).addAll(opts.objectModels) : shared;
     const extraObjects = [...(opts.extraObjects ?? []), ...(opts.objectModels ?? []).map((m) => m.id)];
@@ -382,14 +416,16 @@ export class DeviceSimulator {
       resourceFormats: opts.resourceFormats ?? DEFAULT_RESOURCE_FORMATS[version],
       ...(extraObjects.length > 0 ? { extraObjects } : {}),
     });
-    // Initial state: the BS account at /0/0 (nosec, PSK with bootstrapPsk, RPK with bootstrapRpk) and the Device instance /3/0.
+    // Initial state: the BS account at /0/0 (nosec, PSK with bootstrapPsk, RPK with bootstrapRpk,
+    // certificate with bootstrapX509) and the Device instance /3/0.
     model.set(0, N.instance(0, [
       N.resource(0, V.string(opts.bootstrapUri ?? '')),
       N.resource(1, V.boolean(true)),
-      N.resource(2, V.integer(bsPsk ? 0 : bsRpk ? 1 : 3)),
-      N.resource(3, V.opaque(bsPsk ? bsPsk.identity : bsRpk ? bsRpk.publicKey : new Uint8Array(0))),
-      N.resource(4, V.opaque(bsRpk ? bsRpk.serverPublicKey : new Uint8Array(0))),
-      N.resource(5, V.opaque(bsPsk ? bsPsk.key : bsRpk ? bsRpk.privateKey : new Uint8Array(0))),
+      N.resource(2, V.integer(bsPsk ? 0 : bsRpk ? 1 : bsX509 ? 2 : 3)),
+      N.resource(3, V.opaque(bsPsk ? bsPsk.identity : bsRpk ? bsRpk.publicKey : bsX509 ? bsX509.certificate : new Uint8Array(0))),
+      N.resource(4, V.opaque(bsRpk ? bsRpk.serverPublicKey : bsX509 ? bsX509.serverCertificate : new Uint8Array(0))),
+      N.resource(5, V.opaque(bsPsk ? bsPsk.key : bsRpk ? bsRpk.privateKey : bsX509 ? bsX509.privateKey : new Uint8Array(0))),
+      ...(bsX509 ? [N.resource(15, V.integer(bsX509.usage))] : []),
     ]));
     model.set(3, N.instance(0, [
       N.resource(0, V.string('lwbs')),
@@ -485,7 +521,8 @@ export class DeviceSimulator {
 
   /**
    * Resolves the server while no other bootstrap may start; the caller starts its session right
-   * after. A coaps:// server is reached over DTLS with the BS account's PSK or raw public keys (see `bootstrapPsk`, `bootstrapRpk`).
+   * after. A coaps:// server is reached over DTLS with the BS account's PSK, raw public keys or
+   * certificate (see `bootstrapPsk`, `bootstrapRpk`, `bootstrapX509`).
    */
   private async reserve(server: ServerTarget): Promise<Target> {
     this.reserved = true;
@@ -494,7 +531,7 @@ export class DeviceSimulator {
       const bs = this.model.bootstrapAccount();
       const mode = intOf(bs, 2);
       if (coaps && (mode === undefined || mode === 3)) {
-        throw new Error(`the bootstrap server is ${server} (DTLS): the device needs its bootstrap PSK credentials (bootstrapPsk, or --psk-identity/--psk-key) or raw public keys (bootstrapRpk, or --rpk-key)`);
+        throw new Error(`the bootstrap server is ${server} (DTLS): the device needs its bootstrap PSK credentials (bootstrapPsk, or --psk-identity/--psk-key), raw public keys (bootstrapRpk, or --rpk-key) or certificate (bootstrapX509, or --x509-cert/--x509-key)`);
       }
       const creds = coaps ? dtlsCredentialsOf(bs, server, 'bootstrap server') : undefined;
       const target = await resolveTarget(server, this.node.endpoint.type);
@@ -685,7 +722,7 @@ export class DeviceSimulator {
    * keeps the registration up (see registration.ts). Resolves with the report: `outcome`
    * `success` with `code` 2.01 and `location`, or `rejected` (the server's code and
    * diagnostic), `timeout`, `error`. Rejects for misuse: no usable account (bootstrap first), a
-   * `coaps://` account without PSK or RPK credentials (certificate: `DtlsNotSupportedError`), a
+   * `coaps://` account without PSK, RPK or certificate credentials (certificate with EST: `DtlsNotSupportedError`), a
    * bootstrap running, the simulator closed. Registering again while registered sends a new Register.
    */
   async register(opts: RegisterOptions = {}): Promise<RegistrationReport> {

@@ -300,7 +300,7 @@ describe('simulator: registration messages (raw server)', function () {
     expect(sim.registration?.status).to.equal('unregistered');
   });
 
-  it('refuses to register without a usable account: none (bootstrap first), coaps:// with a certificate (not supported yet), coaps:// PSK without a key', async () => {
+  it('refuses to register without a usable account: none (bootstrap first), coaps:// with EST certificates (not supported), coaps:// PSK without a key', async () => {
     const bare = await DeviceSimulator.start({ endpoint: 'nothing', transmission: FAST });
     sims.push(bare);
     let e1: unknown;
@@ -310,9 +310,9 @@ describe('simulator: registration messages (raw server)', function () {
       e1 = e;
     }
     expect(String(e1)).to.match(/no LwM2M server account.*bootstrap first/);
-    // Security mode 2 (certificate): the simulator speaks DTLS with PSK and RPK only, and says so before any name lookup.
-    const x509 = N.instance(1, [N.resource(0, V.string('coaps://dm3.example.com:5684')), N.resource(1, V.boolean(false)), N.resource(2, V.integer(2)), N.resource(10, V.integer(3))]);
-    const secure = await DeviceSimulator.start({ endpoint: 'secure', transmission: FAST, seed: [N.object(0, [x509]), N.object(1, [serverInstance(0, 3)])] });
+    // Security mode 4 (certificate with EST): the simulator speaks DTLS with PSK, RPK and certificates only, and says so before any name lookup.
+    const est = N.instance(1, [N.resource(0, V.string('coaps://dm3.example.com:5684')), N.resource(1, V.boolean(false)), N.resource(2, V.integer(4)), N.resource(10, V.integer(3))]);
+    const secure = await DeviceSimulator.start({ endpoint: 'secure', transmission: FAST, seed: [N.object(0, [est]), N.object(1, [serverInstance(0, 3)])] });
     sims.push(secure);
     let e2: unknown;
     try {
@@ -321,7 +321,7 @@ describe('simulator: registration messages (raw server)', function () {
       e2 = e;
     }
     expect(e2).to.be.instanceOf(DtlsNotSupportedError);
-    expect(String(e2)).to.match(/DTLS with security mode certificate is not supported by the simulator yet \(PSK and RPK only\): the LwM2M server \(SSID 3\) is coaps:\/\/dm3\.example\.com:5684/);
+    expect(String(e2)).to.match(/DTLS with security mode certificate with EST is not supported by the simulator \(PSK, RPK and certificates only\): the LwM2M server \(SSID 3\) is coaps:\/\/dm3\.example\.com:5684/);
     // PSK mode without a key: a plain Error naming what is missing.
     const keyless = await DeviceSimulator.start({ endpoint: 'keyless', transmission: FAST, seed: [N.object(0, [pskSecurity(1, 3, 'coaps://dm3.example.com:5684', 'id-3', new Uint8Array(0))]), N.object(1, [serverInstance(0, 3)])] });
     sims.push(keyless);

@@ -7,13 +7,17 @@
  *                 [--no-register | [--lifetime S] [--queue] [--once]]
  *   lwbs simulate --endpoint EP --bootstrap coaps://127.0.0.1:5684 --psk-identity ID --psk-key HEX …
  *   lwbs simulate --endpoint EP --bootstrap coaps://127.0.0.1:5684 --rpk-key FILE [--server-public-key FILE] …
+ *   lwbs simulate --endpoint EP --bootstrap coaps://127.0.0.1:5684 --x509-cert FILE --x509-key FILE [--server-cert FILE] …
  *
  * Over `coaps://` the device bootstraps over DTLS with its enrolled PSK (`--psk-identity` text or
  * `--psk-identity-hex`, `--psk-key` hex; the key is masked in the output like every secret) or
  * its raw public key (`--rpk-key`: a P-256 private key file, PKCS#8 or SEC1, PEM or DER; the
  * public key is derived from it; `--server-public-key`: the bootstrap server's public key, PEM
- * or DER SubjectPublicKeyInfo, checked in the handshake), and registers over DTLS with the PSK
- * or key pair it was handed (a `coaps://` account in security mode PSK or RPK).
+ * or DER SubjectPublicKeyInfo, checked in the handshake) or its X.509 certificate (`--x509-cert`:
+ * the certificate or chain, leaf first, PEM or DER; `--x509-key`: its P-256 private key;
+ * `--server-cert`: the bootstrap server's certificate, matched exactly in the handshake), and
+ * registers over DTLS with the PSK, key pair or certificate it was handed (a `coaps://` account
+ * in security mode PSK, RPK or certificate).
  *
  * After a successful bootstrap it prints the report, then Registers with the first server
  * account the device holds and prints the registration (server, location). It then stays
@@ -24,16 +28,17 @@
  * after the bootstrap (the command's behaviour before registration existed).
  *
  * Exit 0 when the bootstrap succeeded and the device registered (or, without `--once`, when
- * its account uses a DTLS mode the simulator does not implement yet - certificates: the
+ * its account uses a DTLS mode the simulator does not implement - certificates with EST: the
  * report says "registration: skipped"); 1 when the bootstrap or the Register failed (the report is printed
  * either way); 2 for usage errors. PSK keys and private keys are masked unless
  * `--show-secrets`. JSON: the report (`reportToJson` in src/simulator/report.ts) with a
  * `registration` member (`registrationToJson`), pretty-printed; while the device stays
  * registered, each later event follows as one compact JSON object per line (`eventToJson`).
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Command } from 'commander';
 import { publicKeyOfPrivate } from '../../dtls/client-rpk.js';
+import { resolveClientX509, splitDerCertificates } from '../../dtls/client-x509.js';
 import { parseP256Spki } from '../../dtls/ecc.js';
 import { hexToBytes } from '../../util/bytes.js';
 import { DtlsNotSupportedError } from '../../simulator/registration.js';
@@ -45,7 +50,7 @@ import { SIM_LWM2M_VERSIONS, type SimLwM2MVersion } from '../../simulator/device
 import { DeviceSimulator } from '../../simulator/simulator.js';
 import type { CliContext } from '../context.js';
 import { UsageError, UserError } from '../errors.js';
-import { readDerFile } from '../output.js';
+import { derFromText, readDerFile, readInputBytes } from '../output.js';
 
 interface SimulateOptions {
   endpoint: string;
@@ -67,6 +72,9 @@ interface SimulateOptions {
   pskKey?: string;
   rpkKey?: string;
   serverPublicKey?: string;
+  x509Cert?: string;
+  x509Key?: string;
+  serverCert?: string;
 }
 
 function contentFormat(name: string, text: string): number {
@@ -76,8 +84,8 @@ function contentFormat(name: string, text: string): number {
 
 const HELP_AFTER = `
 Registration (unless --no-register): after a successful bootstrap the device registers with
-the first LwM2M server account it was given (coap://, or coaps:// over DTLS with the PSK or key
-pair it was handed; certificates are not supported by the simulator yet), prints the registration,
+the first LwM2M server account it was given (coap://, or coaps:// over DTLS with the PSK, key
+pair or certificate it was handed), prints the registration,
 and stays registered: Updates at lifetime/2, answers the server's device management, and prints
 one line per request, Update and notification. SIGINT/SIGTERM de-register and exit 0.
 
@@ -85,9 +93,81 @@ DTLS: --bootstrap coaps://host[:port] needs the device's bootstrap PSK: --psk-id
 --psk-identity-hex, and --psk-key (hex); or its raw public key: --rpk-key FILE (P-256 private
 key, PKCS#8 or SEC1, PEM or DER; the public key is derived from it), optionally with
 --server-public-key FILE (the bootstrap server's key, PEM or DER; the handshake fails when the
-server presents another). Keys are never printed unless --show-secrets.
+server presents another); or its certificate: --x509-cert FILE (the certificate, or the chain
+leaf first, PEM or DER) and --x509-key FILE (its P-256 private key), optionally with
+--server-cert FILE (the bootstrap server's certificate, PEM or DER, matched exactly; lwbs serve
+keeps its own in the data directory as bootstrap-certificate.pem). Keys are never printed unless
+--show-secrets.
 
 Exit codes: 0 bootstrapped (and registered), 1 bootstrap or Register failed, 2 usage error.`;
+
+interface BootstrapX509 {
+  readonly certificate: Uint8Array[];
+  readonly privateKey: Uint8Array;
+  readonly serverCertificate?: Uint8Array;
+}
+
+/** A P-256 private key file (PKCS#8 or SEC1, PEM or DER) as PKCS#8 DER. UserError naming the file, never its bytes. */
+function privateKeyFile(file: string): Uint8Array {
+  const der = readDerFile(file, ['PRIVATE KEY', 'EC PRIVATE KEY']);
+  try {
+    // PKCS#8 first; a SEC1 "EC PRIVATE KEY" is converted.
+    let key: KeyObject;
+    try {
+      key = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
+    } catch {
+      key = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'sec1' });
+    }
+    return key.export({ format: 'der', type: 'pkcs8' });
+  } catch {
+    throw new UserError(`${file}: not a private key (PKCS#8 or SEC1, PEM or DER)`);
+  }
+}
+
+/** Every certificate of a file: all CERTIFICATE blocks of a PEM file (in order), or DER (one or several concatenated). */
+function certificateFile(file: string): Uint8Array[] {
+  const bytes = readInputBytes(file);
+  const text = bytes.subarray(0, Math.min(bytes.length, 4096)).toString('latin1');
+  let certs: Uint8Array[];
+  if (text.includes('-----BEGIN')) {
+    const blocks = bytes.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0) throw new UserError(`${file}: no PEM "CERTIFICATE" block`);
+    certs = blocks.map((b) => {
+      const der = derFromText(b, ['CERTIFICATE'], false);
+      if (typeof der === 'string') throw new UserError(`${file}: ${der}`);
+      return der;
+    });
+  } else {
+    try {
+      certs = splitDerCertificates(bytes);
+    } catch {
+      throw new UserError(`${file}: not a certificate (PEM or DER)`);
+    }
+  }
+  for (const c of certs) {
+    try {
+      void new X509Certificate(c); // throws when it does not parse
+    } catch {
+      throw new UserError(`${file}: not an X.509 certificate (PEM or DER)`);
+    }
+  }
+  return certs;
+}
+
+/** `--x509-cert FILE --x509-key FILE [--server-cert FILE]`: checked here (parse, P-256, key belongs to the leaf); errors quote no key bytes. */
+function x509Options(opts: SimulateOptions): BootstrapX509 {
+  if (opts.x509Cert === undefined || opts.x509Key === undefined) throw new UsageError('--x509-cert and --x509-key go together');
+  const certificate = certificateFile(opts.x509Cert);
+  const privateKey = privateKeyFile(opts.x509Key);
+  let serverCertificate: Uint8Array | undefined;
+  if (opts.serverCert !== undefined) serverCertificate = certificateFile(opts.serverCert)[0];
+  try {
+    resolveClientX509({ certificate, privateKey, ...(serverCertificate ? { serverCertificate } : {}) });
+  } catch (e) {
+    throw new UserError(`${opts.x509Cert}, ${opts.x509Key}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return { certificate, privateKey, ...(serverCertificate ? { serverCertificate } : {}) };
+}
 
 interface BootstrapRpk {
   readonly publicKey: Uint8Array;
@@ -102,20 +182,7 @@ interface BootstrapRpk {
  */
 function rpkOptions(opts: SimulateOptions): BootstrapRpk {
   const file = opts.rpkKey!;
-  const der = readDerFile(file, ['PRIVATE KEY', 'EC PRIVATE KEY']);
-  let pkcs8: Uint8Array;
-  try {
-    // PKCS#8 first; a SEC1 "EC PRIVATE KEY" is converted.
-    let key: KeyObject;
-    try {
-      key = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
-    } catch {
-      key = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'sec1' });
-    }
-    pkcs8 = key.export({ format: 'der', type: 'pkcs8' });
-  } catch {
-    throw new UserError(`${file}: not a private key (PKCS#8 or SEC1, PEM or DER)`);
-  }
+  const pkcs8 = privateKeyFile(file);
   let publicKey: Uint8Array;
   try {
     publicKey = publicKeyOfPrivate(pkcs8);
@@ -133,10 +200,10 @@ function rpkOptions(opts: SimulateOptions): BootstrapRpk {
 
 /**
  * The bootstrap DTLS credentials: `--psk-identity`/`--psk-identity-hex` and `--psk-key`
- * (required together), or `--rpk-key` [`--server-public-key`]; one of them for coaps://,
- * none for coap://.
+ * (required together), `--rpk-key` [`--server-public-key`], or `--x509-cert` and `--x509-key`
+ * [`--server-cert`]; one of them for coaps://, none for coap://.
  */
-function bootstrapCredentials(opts: SimulateOptions, coaps: boolean): { psk?: { identity: Uint8Array; key: Uint8Array }; rpk?: BootstrapRpk } {
+function bootstrapCredentials(opts: SimulateOptions, coaps: boolean): { psk?: { identity: Uint8Array; key: Uint8Array }; rpk?: BootstrapRpk; x509?: BootstrapX509 } {
   const pskGiven = [
     opts.pskIdentity !== undefined ? '--psk-identity' : undefined,
     opts.pskIdentityHex !== undefined ? '--psk-identity-hex' : undefined,
@@ -146,12 +213,23 @@ function bootstrapCredentials(opts: SimulateOptions, coaps: boolean): { psk?: { 
     opts.rpkKey !== undefined ? '--rpk-key' : undefined,
     opts.serverPublicKey !== undefined ? '--server-public-key' : undefined,
   ].filter((x) => x !== undefined);
+  const x509Given = [
+    opts.x509Cert !== undefined ? '--x509-cert' : undefined,
+    opts.x509Key !== undefined ? '--x509-key' : undefined,
+    opts.serverCert !== undefined ? '--server-cert' : undefined,
+  ].filter((x) => x !== undefined);
   if (!coaps) {
-    const given = [...pskGiven, ...rpkGiven];
+    const given = [...pskGiven, ...rpkGiven, ...x509Given];
     if (given.length > 0) throw new UsageError(`${given.join(', ')} go with a coaps:// --bootstrap URI`);
     return {};
   }
-  if (pskGiven.length > 0 && rpkGiven.length > 0) throw new UsageError(`give PSK (${pskGiven.join(', ')}) or raw public key (${rpkGiven.join(', ')}) options, not both`);
+  const kinds = [
+    pskGiven.length > 0 ? `PSK (${pskGiven.join(', ')})` : undefined,
+    rpkGiven.length > 0 ? `raw public key (${rpkGiven.join(', ')})` : undefined,
+    x509Given.length > 0 ? `certificate (${x509Given.join(', ')})` : undefined,
+  ].filter((x) => x !== undefined);
+  if (kinds.length > 1) throw new UsageError(`give ${kinds.join(' or ')} options, not both`);
+  if (x509Given.length > 0) return { x509: x509Options(opts) };
   if (rpkGiven.length > 0) {
     if (opts.rpkKey === undefined) throw new UsageError('--server-public-key goes with --rpk-key');
     return { rpk: rpkOptions(opts) };
@@ -163,7 +241,7 @@ function bootstrapCredentials(opts: SimulateOptions, coaps: boolean): { psk?: { 
 function pskOptions(opts: SimulateOptions): { identity: Uint8Array; key: Uint8Array } {
   if (opts.pskIdentity !== undefined && opts.pskIdentityHex !== undefined) throw new UsageError('give --psk-identity or --psk-identity-hex, not both');
   if ((opts.pskIdentity === undefined && opts.pskIdentityHex === undefined) || opts.pskKey === undefined) {
-    throw new UsageError('--bootstrap coaps:// (DTLS) needs the device\'s bootstrap PSK: --psk-identity (or --psk-identity-hex) and --psk-key; or its raw public key: --rpk-key FILE');
+    throw new UsageError('--bootstrap coaps:// (DTLS) needs the device\'s bootstrap PSK: --psk-identity (or --psk-identity-hex) and --psk-key; or its raw public key: --rpk-key FILE; or its certificate: --x509-cert FILE --x509-key FILE');
   }
   let identity: Uint8Array;
   if (opts.pskIdentityHex !== undefined) {
@@ -186,7 +264,7 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
     .command('simulate')
     .description('simulate one LwM2M device: bootstrap from a bootstrap server, then register with the server it was given and stay registered')
     .requiredOption('--endpoint <ep>', 'endpoint client name sent as ep=')
-    .requiredOption('--bootstrap <uri>', 'bootstrap server, coap://host[:port] or coaps://host[:port] (with --psk-identity and --psk-key, or --rpk-key)')
+    .requiredOption('--bootstrap <uri>', 'bootstrap server, coap://host[:port] or coaps://host[:port] (with --psk-identity and --psk-key, --rpk-key, or --x509-cert and --x509-key)')
     .option('--lwm2m <version>', `LwM2M version of the device (${SIM_LWM2M_VERSIONS.join(', ')})`, '1.1')
     .option('--pct <cf>', 'preferred content format sent as pct= (LwM2M 1.1+)')
     .option('--pack', 'use Bootstrap-Pack-Request (GET /bspack, LwM2M 1.2), falling back to Bootstrap-Request on failure')
@@ -204,6 +282,9 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
     .option('--psk-key <hex>', 'PSK key for a coaps:// bootstrap server, as hex')
     .option('--rpk-key <file>', "the device's P-256 private key for a coaps:// bootstrap server (raw public keys): PKCS#8 or SEC1, PEM or DER")
     .option('--server-public-key <file>', "with --rpk-key: the bootstrap server's public key (PEM or DER SubjectPublicKeyInfo), checked in the handshake")
+    .option('--x509-cert <file>', "the device's certificate (or chain, leaf first) for a coaps:// bootstrap server: PEM or DER")
+    .option('--x509-key <file>', "with --x509-cert: the certificate's P-256 private key, PKCS#8 or SEC1, PEM or DER")
+    .option('--server-cert <file>', "with --x509-cert: the bootstrap server's certificate (PEM or DER), matched exactly in the handshake")
     .addHelpText('after', HELP_AFTER)
     .action(async (opts: SimulateOptions) => {
       if (!(SIM_LWM2M_VERSIONS as readonly string[]).includes(opts.lwm2m)) {
@@ -220,7 +301,7 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
         throw new UsageError(`--bootstrap must be a URI like coap://127.0.0.1:5683, got ${JSON.stringify(opts.bootstrap)}`);
       }
       if (url.protocol !== 'coap:' && url.protocol !== 'coaps:') throw new UsageError(`--bootstrap must be a coap:// or coaps:// URI, got ${JSON.stringify(opts.bootstrap)}`);
-      const { psk: bootstrapPsk, rpk: bootstrapRpk } = bootstrapCredentials(opts, url.protocol === 'coaps:');
+      const { psk: bootstrapPsk, rpk: bootstrapRpk, x509: bootstrapX509 } = bootstrapCredentials(opts, url.protocol === 'coaps:');
       if (opts.pack && version !== '1.2') throw new UsageError('--pack needs --lwm2m 1.2 (Bootstrap-Pack-Request is LwM2M 1.2)');
       if (opts.accept !== undefined && !opts.pack) throw new UsageError('--accept goes with --pack');
       const pct = opts.pct !== undefined ? contentFormat('--pct', opts.pct) : undefined;
@@ -256,6 +337,7 @@ export function registerSimulateCommand(program: Command, _ctx: CliContext): voi
         ...(pct !== undefined ? { pct } : {}),
         ...(bootstrapPsk ? { bootstrapPsk } : {}),
         ...(bootstrapRpk ? { bootstrapRpk } : {}),
+        ...(bootstrapX509 ? { bootstrapX509 } : {}),
         // A handshake that cannot finish (a wrong key) is reported as such before the CoAP timeout.
         dtls: { handshakeTimeoutMs: Math.max(500, Math.floor(timeoutMs * 0.8)) },
         onEvent: printEvent,
