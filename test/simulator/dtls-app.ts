@@ -8,6 +8,7 @@ import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { startApp, type App } from '../../src/app.js';
 import type { Config } from '../../src/config/config.js';
+import { DeviceSimulator, type SimulatorOptions } from '../../src/simulator/simulator.js';
 import { TEST_KEY_HEX } from '../store/support.js';
 import { FAST } from './support.js';
 
@@ -59,4 +60,19 @@ export async function startDtlsApp(dir: string): Promise<{ app: App; bsUri: stri
   };
   const app = await startApp(config, { transmission: FAST, env: { LWBS_SECRET_KEY: TEST_KEY_HEX } });
   return { app, bsUri: `coaps://127.0.0.1:${app.addresses.get('bootstrap.coaps')!.port}`, regsUri };
+}
+
+/** DTLS timers for simulated devices in tests: retransmit from 200 ms, at most 1 s apart. */
+export const DTLS_FAST = { retransmit: { initialMs: 200, maxMs: 1000 } } as const;
+
+/**
+ * A `sim(endpoint, options)` that starts simulated devices with the test timers (CoAP FAST, DTLS
+ * DTLS_FAST merged with `dtls`), LwM2M 1.1, and pushes each onto `sims` for the after hook to close.
+ */
+export function simStarter(sims: DeviceSimulator[], dtls: SimulatorOptions['dtls'] = DTLS_FAST): (endpoint: string, o?: Partial<SimulatorOptions>) => Promise<DeviceSimulator> {
+  return async (endpoint, o = {}) => {
+    const s = await DeviceSimulator.start({ endpoint, transmission: FAST, lwm2mVersion: '1.1', dtls, ...o });
+    sims.push(s);
+    return s;
+  };
 }

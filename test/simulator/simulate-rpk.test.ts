@@ -13,12 +13,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { App } from '../../src/app.js';
 import type { DtlsClientDiagnostic } from '../../src/dtls/client.js';
-import { DeviceSimulator, type SimulatorOptions } from '../../src/simulator/simulator.js';
+import { DeviceSimulator } from '../../src/simulator/simulator.js';
 import { open, removeDir, tempDir } from '../store/support.js';
-import { FAST } from './support.js';
-import { lwbs, startDtlsApp } from './dtls-app.js';
+import { DTLS_FAST, lwbs, simStarter, startDtlsApp } from './dtls-app.js';
 
-const DTLS_FAST = { retransmit: { initialMs: 200, maxMs: 1000 } } as const;
 const PROFILE = {
   name: 'rpk-meters',
   match: ['urn:rpk:*'],
@@ -53,11 +51,7 @@ describe('simulator over coaps:// with raw public keys (DTLS RPK) against lwbs',
   const devices = [pair(), pair(), pair(), pair()];
   const sims: DeviceSimulator[] = [];
 
-  const sim = async (endpoint: string, o: Partial<SimulatorOptions> = {}): Promise<DeviceSimulator> => {
-    const s = await DeviceSimulator.start({ endpoint, transmission: FAST, lwm2mVersion: '1.1', dtls: DTLS_FAST, ...o });
-    sims.push(s);
-    return s;
-  };
+  const sim = simStarter(sims, DTLS_FAST);
 
   before(async () => {
     dir = tempDir('lwbs-sim-rpk-');

@@ -30,7 +30,7 @@ import { clientX509Of, dtlsCredentialsOf, type X509Credentials } from '../../src
 import { issue, makeCa, requireOpenssl, type TestCert } from '../dtls/openssl-support.js';
 import { open, removeDir, tempDir, TEST_KEY_HEX } from '../store/support.js';
 import { until } from '../registration/support.js';
-import { freePort, lwbs } from './dtls-app.js';
+import { freePort, lwbs, simStarter } from './dtls-app.js';
 import { FAST } from './support.js';
 
 const LOCAL = '127.0.0.1';
@@ -57,11 +57,7 @@ describe('simulator over coaps:// with X.509 certificates against lwbs', functio
   let regCert: Buffer;
   const sims: DeviceSimulator[] = [];
 
-  const sim = async (endpoint: string, o: Partial<SimulatorOptions> = {}): Promise<DeviceSimulator> => {
-    const s = await DeviceSimulator.start({ endpoint, transmission: FAST, lwm2mVersion: '1.1', dtls: DTLS_FAST, ...o });
-    sims.push(s);
-    return s;
-  };
+  const sim = simStarter(sims, DTLS_FAST);
 
   before(async () => {
     requireOpenssl();
