@@ -31,24 +31,31 @@ export interface ResolvedRpk {
   readonly serverSpki: Buffer | undefined;
 }
 
+/**
+ * A P-256 private key (PKCS#8 DER or a KeyObject) that must belong to the public key `spki`;
+ * RangeError naming `field` (never quoting key bytes) otherwise. Shared by the RPK and X.509 clients.
+ */
+export function loadP256PrivateKey(key: Uint8Array | KeyObject, field: string, spki: Buffer, owner: string): KeyObject {
+  let privateKey: KeyObject;
+  try {
+    privateKey = key instanceof Uint8Array ? createPrivateKey({ key: Buffer.from(key), format: 'der', type: 'pkcs8' }) : key;
+  } catch {
+    throw new RangeError(`${field} must be a PKCS#8 DER private key`);
+  }
+  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ec' || privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new RangeError(`${field} must be a P-256 (secp256r1) private key`);
+  }
+  const derived = parseP256Spki(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
+  if (derived === undefined || !derived.spki.equals(spki)) throw new RangeError(`${field} does not belong to ${owner}`);
+  return privateKey;
+}
+
 /** Checks and loads `rpk`; RangeError (never quoting key bytes) when it does not parse or the halves do not belong together. */
 export function resolveClientRpk(rpk: DtlsClientRpk): ResolvedRpk {
   if (rpk.publicKey === undefined || rpk.privateKey === undefined) throw new TypeError('rpk: { publicKey, privateKey } is required');
   const pub = parseP256Spki(rpk.publicKey);
   if (pub === undefined) throw new RangeError('rpk.publicKey must be a P-256 SubjectPublicKeyInfo (DER)');
-  let privateKey: KeyObject;
-  try {
-    privateKey = rpk.privateKey instanceof Uint8Array
-      ? createPrivateKey({ key: Buffer.from(rpk.privateKey), format: 'der', type: 'pkcs8' })
-      : rpk.privateKey;
-  } catch {
-    throw new RangeError('rpk.privateKey must be a PKCS#8 DER private key');
-  }
-  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ec' || privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    throw new RangeError('rpk.privateKey must be a P-256 (secp256r1) private key');
-  }
-  const derived = parseP256Spki(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
-  if (derived === undefined || !derived.spki.equals(pub.spki)) throw new RangeError('rpk.privateKey does not belong to rpk.publicKey');
+  const privateKey = loadP256PrivateKey(rpk.privateKey, 'rpk.privateKey', pub.spki, 'rpk.publicKey');
   let serverSpki: Buffer | undefined;
   if (rpk.serverPublicKey !== undefined && rpk.serverPublicKey.length > 0) {
     const s = parseP256Spki(rpk.serverPublicKey);

@@ -18,9 +18,10 @@
  * SNI) carries `serverName` when it is a DNS name (IP literals are not allowed there).
  * Nothing here quotes key or certificate bytes in an error.
  */
-import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { AlertDescription, ExtensionType } from './constants.js';
+import { loadP256PrivateKey } from './client-rpk.js';
 import { parseP256Spki } from './ecc.js';
 import type { Extension } from './messages.js';
 import { certificateNames, loadTrustAnchors, MAX_CHAIN_LENGTH, verifyCertificateChain, type TrustAnchors } from './x509.js';
@@ -97,19 +98,7 @@ export function resolveClientX509(x: DtlsClientX509): ResolvedX509 {
   const chain = certificateList(x.certificate, 'x509.certificate');
   const leaf = parseP256Spki(new X509Certificate(chain[0]!).publicKey.export({ format: 'der', type: 'spki' }));
   if (leaf === undefined) throw new RangeError('x509.certificate: the leaf key must be P-256 (secp256r1)');
-  let privateKey: KeyObject;
-  try {
-    privateKey = x.privateKey instanceof Uint8Array
-      ? createPrivateKey({ key: Buffer.from(x.privateKey), format: 'der', type: 'pkcs8' })
-      : x.privateKey;
-  } catch {
-    throw new RangeError('x509.privateKey must be a PKCS#8 DER private key');
-  }
-  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ec' || privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    throw new RangeError('x509.privateKey must be a P-256 (secp256r1) private key');
-  }
-  const derived = parseP256Spki(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
-  if (derived === undefined || !derived.spki.equals(leaf.spki)) throw new RangeError('x509.privateKey does not belong to the leaf certificate');
+  const privateKey = loadP256PrivateKey(x.privateKey, 'x509.privateKey', leaf.spki, 'the leaf certificate');
   let serverCertificate: Buffer | undefined;
   if (x.serverCertificate !== undefined && x.serverCertificate.length > 0) {
     serverCertificate = certificateList(x.serverCertificate, 'x509.serverCertificate')[0];
