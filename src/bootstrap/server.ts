@@ -16,6 +16,7 @@
  * reach this module; a new /bs (new message ID) from a device with a running session is a restart
  * by the device, and cancels the old session (its still-pending credentials are retired).
  */
+import { randomBytes } from 'node:crypto';
 import { CoapNode, maxTransmitWaitMs, type CoapIncomingRequest, type CoapNodeOptions, type CoapResponder } from '../coap/coap-node.js';
 import { formatPeer, securityOf, type CoapEndpoint, type PeerInfo } from '../coap/endpoint.js';
 import type { UdpEndpointOptions } from '../coap/udp-endpoint.js';
@@ -27,10 +28,10 @@ import { describeBytes } from '../util/bytes.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { admit, ProfileCache, type Admitted } from './admission.js';
 import { CredentialError, generateCredentials, type GeneratedCredential, type ProfileCredentials } from './credentials.js';
-import { PlanError, planBootstrap, planBootstrapPack, planDiscover, type BootstrapStep, type RegistrationTarget } from './planner.js';
+import { chooseContentFormat, PlanError, planBootstrap, planBootstrapPack, planDiscover, type BootstrapStep, type RegistrationTarget } from './planner.js';
 import type { BootstrapWriteFormat, SecurityMode } from './profile.js';
 import { parseBootstrapQuery } from './request.js';
-import { runSession, SessionAbort, type SessionResult } from './session.js';
+import { runSessionDeferred, SessionAbort, type SessionResult } from './session.js';
 
 export interface BootstrapServerOptions {
   readonly store: Store;
@@ -140,8 +141,8 @@ export class BootstrapServer {
 
     const q = parseBootstrapQuery(req.uriQuery, { allowPct: route === 'bs' });
     if (!q.ok) {
-      res.send(q.refusal.code, { payload: q.refusal.diagnostic });
-      return this.#recordRefusal(peer, security, undefined, undefined, q.refusal.code === '4.15' ? 'unsupported_format' : 'bad_request', q.refusal.diagnostic);
+      await this.#recordRefusal(peer, security, undefined, undefined, q.refusal.code === '4.15' ? 'unsupported_format' : 'bad_request', q.refusal.diagnostic);
+      return res.send(q.refusal.code, { payload: q.refusal.diagnostic });
     }
     let admission;
     try {
@@ -151,8 +152,8 @@ export class BootstrapServer {
       return res.send('5.00', { payload: 'internal error' });
     }
     if (!admission.ok) {
-      res.send('4.00', { payload: admission.refusal.diagnostic });
-      return this.#recordRefusal(peer, security, q.query.endpoint, undefined, admission.refusal.cause, admission.refusal.detail);
+      await this.#recordRefusal(peer, security, q.query.endpoint, undefined, admission.refusal.cause, admission.refusal.detail);
+      return res.send('4.00', { payload: admission.refusal.diagnostic });
     }
     const a = admission.admitted;
     if (a.enrolled) this.#log.info('device enrolled (zero-touch)', { ep: describeBytes(a.endpoint), profile: a.profile.name, security });
@@ -160,12 +161,18 @@ export class BootstrapServer {
     return this.#pack(res, peer, a, req.accept);
   }
 
-  /** Records a refused request as a failed session, and logs it. */
+  /**
+   * Records a refused request as a failed session (start and end in one group commit,
+   * store/group-commit.ts), and logs it. Callers answer once it is recorded.
+   */
   async #recordRefusal(peer: PeerInfo, security: SecurityMode, endpoint: Buffer | undefined, profile: string | undefined, cause: string, detail: string): Promise<void> {
     this.#log.info('bootstrap refused', { peer: formatPeer(peer), ep: endpoint ? describeBytes(endpoint) : undefined, cause, detail });
     try {
-      const s = await this.#store.sessions.start({ ...(endpoint ? { endpoint } : {}), peer: formatPeer(peer), security, ...(profile ? { profile } : {}) });
-      await this.#store.sessions.finish(s.id, 'failure', cause, detail);
+      const id = randomBytes(8).toString('hex');
+      await Promise.all([
+        this.#store.sessions.start({ id, ...(endpoint ? { endpoint } : {}), peer: formatPeer(peer), security, ...(profile ? { profile } : {}) }),
+        this.#store.sessions.finish(id, 'failure', cause, detail),
+      ]);
     } catch (e) {
       this.#log.error('could not record a refused bootstrap request', { error: errorText(e) });
     }
@@ -257,7 +264,11 @@ export class BootstrapServer {
 
   async #bootstrap(node: CoapNode, res: CoapResponder, peer: PeerInfo, a: Admitted, pct: BootstrapWriteFormat | undefined): Promise<void> {
     const needsDiscover = planDiscover(a.profile) !== undefined;
-    const prepared = await this.#prepare(res, peer, a, pct !== undefined ? { pct } : {}, (credentials, registration) =>
+    // Without Discover the session's first write format is known now: recorded with the session
+    // row rather than by an update once it runs.
+    const contentFormat = needsDiscover ? undefined : chooseContentFormat(a.profile, pct, undefined)[0];
+    const sessionInit = { ...(pct !== undefined ? { pct } : {}), ...(contentFormat !== undefined ? { contentFormat } : {}) };
+    const prepared = await this.#prepare(res, peer, a, sessionInit, (credentials, registration) =>
       needsDiscover ? undefined : planBootstrap({ profile: a.profile, endpoint: a.endpoint, ...(pct !== undefined ? { pct } : {}), registration, credentials }),
     );
     if (!prepared) return;
@@ -276,8 +287,9 @@ export class BootstrapServer {
     const run = async (): Promise<void> => {
       if (prev) await prev.done;
       let result: SessionResult;
+      let recorded: Promise<void> | undefined;
       try {
-        result = await runSession({
+        ({ result, recorded } = await runSessionDeferred({
           id,
           node,
           peer,
@@ -289,16 +301,20 @@ export class BootstrapServer {
           registration: reg,
           credentials,
           ...(planned ? { planned } : {}),
+          ...(planned && contentFormat !== undefined ? { recordedContentFormat: contentFormat } : {}),
           requestTimeoutMs: this.#requestTimeoutMs ?? maxTransmitWaitMs(node.transmission),
           signal: controller.signal,
           now: this.#now,
-        });
+        }));
       } catch (e) {
         log.error('bootstrap session failed', { error: errorText(e) });
         result = { outcome: 'failure', cause: 'internal', detail: errorText(e), credentialsSent: true };
       }
       clearTimeout(deadline);
+      // The outcome is queued in this same turn, right behind the last request record (so both
+      // usually go in one group commit); then the records are awaited.
       await this.#conclude(id, a, credentials, result, log).catch((e: unknown) => log.error('could not record the session outcome', { error: errorText(e) }));
+      await recorded?.catch((e: unknown) => log.error('could not record the requests of the session', { error: errorText(e) }));
       const durationMs = this.#now() - startedAt;
       log.info('bootstrap ended', { outcome: result.outcome, cause: result.cause, detail: result.detail, ms: durationMs });
       this.#onSessionEnd?.({ ...result, sessionId: id, endpoint: a.endpoint, profile: a.profile.name, durationMs });
@@ -334,8 +350,8 @@ export class BootstrapServer {
     // Anjay asks in SenML CBOR by default; without Accept we answer in it too (bootstrap.md §3).
     const cf = accept ?? 112;
     if (!PACK_FORMATS.includes(cf)) {
-      res.send('4.06', { payload: 'Accept must be 112 (SenML CBOR), 110 (SenML JSON) or 11544 (LwM2M CBOR)' });
-      return this.#recordRefusal(peer, a.security, a.endpoint, a.profile.name, 'unsupported_format', `Bootstrap-Pack-Request with Accept ${cf}`);
+      await this.#recordRefusal(peer, a.security, a.endpoint, a.profile.name, 'unsupported_format', `Bootstrap-Pack-Request with Accept ${cf}`);
+      return res.send('4.06', { payload: 'Accept must be 112 (SenML CBOR), 110 (SenML JSON) or 11544 (LwM2M CBOR)' });
     }
     let payload: Uint8Array | undefined;
     const prepared = await this.#prepare(res, peer, a, { contentFormat: cf, lwm2mVersion: '1.2' }, (credentials, registration) => {
@@ -346,10 +362,16 @@ export class BootstrapServer {
     if (!prepared || !payload) return;
     this.#supersede(a.endpoint);
     const startedAt = this.#now();
-    res.send('2.05', { contentFormat: cf, payload });
     // No Finish follows a pack: its credentials stay pending until the device registers with them.
-    await this.#store.sessions.addRequest(prepared.id, { method: 'PACK', path: '/bspack', contentFormat: cf, payloadSize: payload.length, responseCode: '2.05', startedAt, durationMs: 0 });
-    await this.#store.sessions.finish(prepared.id, 'success', undefined, 'Bootstrap-Pack sent');
+    // Recorded (one group commit) before the answer goes out.
+    try {
+      await Promise.all([
+        this.#store.sessions.addRequest(prepared.id, { method: 'PACK', path: '/bspack', contentFormat: cf, payloadSize: payload.length, responseCode: '2.05', startedAt, durationMs: 0 }),
+        this.#store.sessions.finish(prepared.id, 'success', undefined, 'Bootstrap-Pack sent'),
+      ]);
+    } finally {
+      res.send('2.05', { contentFormat: cf, payload });
+    }
     this.#log.info('bootstrap pack sent', { session: prepared.id, ep: describeBytes(a.endpoint), profile: a.profile.name, contentFormat: cf, bytes: payload.length });
   }
 }

@@ -66,6 +66,8 @@ export interface SessionContext {
   readonly credentials: ProfileCredentials;
   /** Steps already planned before the 2.04 (profiles without Discover). */
   readonly planned?: readonly BootstrapStep[];
+  /** The content format the session record was started with (planned sessions): not updated again when it is the first one used. */
+  readonly recordedContentFormat?: number;
   readonly requestTimeoutMs: number;
   readonly signal: AbortSignal;
   readonly now: () => number;
@@ -86,6 +88,29 @@ type Sent = { readonly ok: true; readonly response: CoapResponse } | { readonly 
 
 /** Runs the session to its end; never throws for protocol or device faults (store faults do). */
 export async function runSession(ctx: SessionContext): Promise<SessionResult> {
+  const { result, recorded } = await runSessionDeferred(ctx);
+  await recorded;
+  return result;
+}
+
+/**
+ * runSession, except that the session's request records (one per request, group-committed,
+ * store/group-commit.ts) may still be on their way when it resolves: `recorded` settles once
+ * they are written, and rejects with the store's fault if one was not. The session does not wait
+ * for each record before its next request, and the caller can queue the session's end into the
+ * same group commit as its last record.
+ */
+export async function runSessionDeferred(ctx: SessionContext): Promise<{ result: SessionResult; recorded: Promise<void> }> {
+  const records: Promise<unknown>[] = [];
+  const record = (p: Promise<unknown>): void => {
+    p.catch(() => undefined); // handled: `recorded` reports it
+    records.push(p);
+  };
+  const result = await runSteps(ctx, record);
+  return { result, recorded: Promise.all(records).then(() => undefined) };
+}
+
+async function runSteps(ctx: SessionContext, record: (p: Promise<unknown>) => void): Promise<SessionResult> {
   let credentialsSent = false;
   const end = (outcome: SessionOutcome, cause?: string, detail?: string): SessionResult => ({
     outcome,
@@ -112,7 +137,7 @@ export async function runSession(ctx: SessionContext): Promise<SessionResult> {
         signal: ctx.signal,
       });
       const durationMs = ctx.now() - startedAt;
-      await ctx.store.sessions.addRequest(ctx.id, {
+      record(ctx.store.sessions.addRequest(ctx.id, {
         method: ex.op,
         path: pathText,
         ...(ex.contentFormat !== undefined ? { contentFormat: ex.contentFormat } : {}),
@@ -121,7 +146,7 @@ export async function runSession(ctx: SessionContext): Promise<SessionResult> {
         responseSize: response.payload.length,
         startedAt,
         durationMs,
-      });
+      }));
       ctx.log.debug('bootstrap request answered', { session: ctx.id, request: what, code: response.code, ms: durationMs });
       return { ok: true, response };
     } catch (e) {
@@ -129,7 +154,7 @@ export async function runSession(ctx: SessionContext): Promise<SessionResult> {
       const durationMs = ctx.now() - startedAt;
       const aborted = ctx.signal.aborted ? abortCauseOf(ctx.signal) : undefined;
       const error = aborted ?? e.reason;
-      await ctx.store.sessions.addRequest(ctx.id, { method: ex.op, path: pathText, ...(ex.contentFormat !== undefined ? { contentFormat: ex.contentFormat } : {}), payloadSize, startedAt, durationMs, error });
+      record(ctx.store.sessions.addRequest(ctx.id, { method: ex.op, path: pathText, ...(ex.contentFormat !== undefined ? { contentFormat: ex.contentFormat } : {}), payloadSize, startedAt, durationMs, error }));
       if (aborted === 'superseded') return { ok: false, result: end('cancelled', 'superseded', `a new Bootstrap-Request from the device during ${what}`) };
       if (aborted !== undefined) return { ok: false, result: end('failure', aborted, `${aborted} during ${what}`) };
       const cause = e.reason === 'timeout' ? 'timeout' : e.reason === 'reset' ? 'reset' : e.reason === 'closed' ? 'shutdown' : 'transport';
@@ -169,7 +194,9 @@ export async function runSession(ctx: SessionContext): Promise<SessionResult> {
 
   const formats = chooseContentFormat(ctx.profile, ctx.pct, discover?.lwm2mVersion);
   let formatIndex = 0;
-  await ctx.store.sessions.update(ctx.id, { contentFormat: formats[0]!, ...(discover?.lwm2mVersion ? { lwm2mVersion: discover.lwm2mVersion } : {}) });
+  if (discover?.lwm2mVersion !== undefined || ctx.recordedContentFormat !== formats[0]) {
+    await ctx.store.sessions.update(ctx.id, { contentFormat: formats[0]!, ...(discover?.lwm2mVersion ? { lwm2mVersion: discover.lwm2mVersion } : {}) });
+  }
 
   for (const step of steps) {
     if (ctx.signal.aborted) {

@@ -727,6 +727,38 @@ class ObservationImpl implements ObservationHandle {
   }
 }
 
+/** The callbacks of the requests in flight per AbortSignal (watchAbort). */
+const abortWatchers = new WeakMap<AbortSignal, Set<() => void>>();
+
+/**
+ * Calls `f` once when `signal` aborts, until the returned function is called. A bootstrap
+ * session passes its one signal to each of its requests: an EventTarget listener added and
+ * removed per request costs several µs, so the signal gets one listener, and each request an
+ * entry in a Set.
+ */
+function watchAbort(signal: AbortSignal, f: () => void): () => void {
+  let set = abortWatchers.get(signal);
+  if (set === undefined) {
+    const watchers = new Set<() => void>();
+    set = watchers;
+    abortWatchers.set(signal, watchers);
+    signal.addEventListener(
+      'abort',
+      () => {
+        abortWatchers.delete(signal);
+        for (const g of [...watchers]) g();
+        watchers.clear();
+      },
+      { once: true },
+    );
+  }
+  const watchers = set;
+  watchers.add(f);
+  return () => {
+    watchers.delete(f);
+  };
+}
+
 export class CoapNode {
   readonly endpoint: CoapEndpoint;
   readonly transmission: TransmissionParams;
@@ -957,6 +989,7 @@ export class CoapNode {
     let req: OutgoingMessage | undefined;
     let timer: NodeJS.Timeout | undefined;
     let ex: Exchange | undefined;
+    let unwatch: (() => void) | undefined;
     const onAbort = (): void =>
       finish(new CoapRequestError('aborted', `${what} aborted after ${sent()} transmission(s)`, sent(), { cause: o.signal?.reason }));
     const sent = (): number => ex?.transmissions ?? 0;
@@ -968,7 +1001,7 @@ export class CoapNode {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      o.signal?.removeEventListener('abort', onAbort);
+      unwatch?.();
       this.pending.delete(pending);
       if (req !== undefined && !agentFinished) {
         // Stops retransmissions and forgets the token/MID. Only once, and never after a
@@ -1029,7 +1062,7 @@ export class CoapNode {
       hooks?.observe,
     );
     this.pending.add(pending);
-    o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (o.signal) unwatch = watchAbort(o.signal, onAbort);
     timer = setTimeout(
       () => finish(new CoapRequestError('timeout', `${what} timed out after ${timeoutMs} ms (${sent()} transmission(s), no response)`, sent())),
       Math.min(timeoutMs, 2 ** 31 - 1),

@@ -63,11 +63,25 @@ function refused(cause: HandOffRefusalCause, detail: string): HandOffResult {
     : { ok: false, refusal: { code: '4.03', cause, detail, diagnostic: GENERIC_REFUSAL } };
 }
 
+const normalized = new Map<string, string>();
+
 /**
  * A server URI in a comparable form: scheme and host lower-cased, the default port (5683 for
  * coap, 5684 for coaps) made explicit, a trailing `/` dropped. Unparsable text is only trimmed.
  */
 export function normalizeServerUri(uri: string): string {
+  let n = normalized.get(uri);
+  if (n === undefined) {
+    n = normalizeUncached(uri);
+    // Few distinct URIs (this server's, and those of the servers profiles hand over to): a
+    // Register costs no URL parse. Bounded, in case credentials name many servers.
+    if (normalized.size >= 1024) normalized.clear();
+    normalized.set(uri, n);
+  }
+  return n;
+}
+
+function normalizeUncached(uri: string): string {
   const t = uri.trim();
   let u: URL;
   try {

@@ -7,6 +7,7 @@ import { describeBytes, toBytes } from '../util/bytes.js';
 import type { StoreContext } from './context.js';
 import { paging } from './context.js';
 import { sqliteCode, StoreError } from './errors.js';
+import { GroupCommit } from './group-commit.js';
 import { endpointBytes, fingerprint, normalizeSpki, parseCertificate, pskIdentityBytes, pskKeyBytes } from './material.js';
 import { checkProfileName } from './profiles.js';
 import { purpose } from './secrets.js';
@@ -87,10 +88,12 @@ export class SqliteDevices implements DeviceRepository {
   readonly #endpointOfRpk: Statement<[Buffer], { endpoint: Buffer }>;
   readonly #endpointOfCert: Statement<[Buffer], { endpoint: Buffer }>;
   readonly #addManyTx: (devices: readonly NewDevice[], options: AddManyOptions) => number;
+  readonly #group: GroupCommit;
 
   constructor(ctx: StoreContext) {
     this.#ctx = ctx;
     const db = ctx.db;
+    this.#group = GroupCommit.for(ctx);
     this.#insert = db.prepare(
       `INSERT INTO devices (endpoint, profile, auth, psk_identity, psk_key_enc, rpk_public_key, x509_cert, x509_cn, x509_san, enrolled_by, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -216,10 +219,11 @@ export class SqliteDevices implements DeviceRepository {
     return e;
   }
 
+  /** Group-committed with the other writes of this turn (group-commit.ts): a zero-touch storm enrolls many devices at once. */
   async add(device: NewDevice): Promise<DeviceRecord> {
     this.#ctx.check();
-    const endpoint = this.#insertOne(device, 'cli', this.#ctx.now());
-    return toDevice(this.#byEndpoint.get(endpoint)!);
+    const now = this.#ctx.now();
+    return this.#group.run(() => toDevice(this.#byEndpoint.get(this.#insertOne(device, 'cli', now))!));
   }
 
   async addMany(devices: readonly NewDevice[], options: AddManyOptions = {}): Promise<number> {

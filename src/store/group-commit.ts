@@ -22,7 +22,20 @@ interface Pending {
   value?: unknown;
 }
 
+/** One GroupCommit per store connection: every repository's batched writes share its transaction. */
+const shared = new WeakMap<StoreContext, GroupCommit>();
+
 export class GroupCommit {
+  /** The connection's GroupCommit (created on first use), shared by its repositories. */
+  static for(ctx: StoreContext): GroupCommit {
+    let g = shared.get(ctx);
+    if (!g) {
+      g = new GroupCommit(ctx, ctx.db);
+      shared.set(ctx, g);
+    }
+    return g;
+  }
+
   #queue: Pending[] = [];
   readonly #batch: (items: Pending[]) => void;
 

@@ -49,7 +49,27 @@ export const DEFAULT_EXPIRY_BATCH = 500;
 
 /** A fresh registration id: 64 random bits as 11 base64url characters. */
 export function newRegistrationId(): string {
-  return randomBytes(8).toString('base64url');
+  return randomToken(8).toString('base64url');
+}
+
+const RANDOM_POOL = 4096;
+let randomPool = Buffer.alloc(0);
+let randomUsed = 0;
+
+/**
+ * `n` fresh random bytes (n ≤ 256) from the CSPRNG, drawn 4 KiB at a time: one randomBytes call
+ * costs ~10 µs whatever its size, and a storm takes one id per Register and per bootstrap
+ * session. For identifiers, not for keys (the pool's bytes stay in memory until used).
+ */
+export function randomToken(n: number): Buffer {
+  if (n > 256) return randomBytes(n);
+  if (randomUsed + n > randomPool.length) {
+    randomPool = randomBytes(RANDOM_POOL);
+    randomUsed = 0;
+  }
+  const out = randomPool.subarray(randomUsed, randomUsed + n);
+  randomUsed += n;
+  return out;
 }
 
 /** True for a string that can be a registration id (so a Uri-Path segment that cannot is a 4.04 without a lookup). */
@@ -424,7 +444,7 @@ export class SqliteRegistry implements RegistryRepository {
       return rec;
     });
     this.#updateOne = updateTx;
-    this.#group = new GroupCommit(ctx, db);
+    this.#group = GroupCommit.for(ctx);
 
     const deregisterTx = db.transaction((id: string, peer: string | undefined, detail: string | undefined): RegistrationRecord | undefined => {
       const row = this.#get.get(id);

@@ -211,6 +211,36 @@ describe('coap/CoapNode over UDP', function () {
     expect(silent.count()).to.equal(before);
   });
 
+  it('(d2) one AbortSignal for many requests (a session): answered ones are done with it, aborting ends those in flight', async () => {
+    const dev = await device();
+    const node = await startNode({ handler: refuse, transmission: { ackTimeoutMs: 60, maxRetransmit: 4 } });
+    // Answers GET, stays silent to PUT.
+    dev.onPacket = (rx) => {
+      const p = rx.packet;
+      if (p && isRequest(rx) && p.code === '0.01') dev.reply(rx, { ack: true, code: '2.05', messageId: p.messageId, token: p.token, payload: Buffer.from('x') });
+    };
+    const ac = new AbortController();
+    const first = await node.request(dev.address, { method: 'GET', path: [3, 0], signal: ac.signal, timeoutMs: 3000 });
+    expect(first.code).to.equal('2.05');
+    const silent = [
+      node.request(dev.address, { method: 'PUT', path: [0, 1], payload: Buffer.of(1), signal: ac.signal, timeoutMs: 5000 }),
+      node.request(dev.address, { method: 'PUT', path: [1, 0], payload: Buffer.of(2), signal: ac.signal, timeoutMs: 5000 }),
+    ];
+    const answered = await node.request(dev.address, { method: 'GET', path: [3, 0, 1], signal: ac.signal, timeoutMs: 3000 });
+    expect(answered.code).to.equal('2.05');
+    await dev.waitFor((rx) => rx.packet?.code === '0.03');
+    const why = new Error('superseded');
+    ac.abort(why);
+    const errs = (await Promise.all(silent.map((p) => p.then(() => undefined, (e: unknown) => e)))) as CoapRequestError[];
+    expect(errs.map((e) => e instanceof CoapRequestError && e.reason)).to.deep.equal(['aborted', 'aborted']);
+    expect(errs.map((e) => e.cause)).to.deep.equal([why, why]);
+    expect(node.stats().pending).to.equal(0);
+    // The same signal, already aborted: refused before sending.
+    const late = (await node.request(dev.address, { method: 'GET', path: '/', signal: ac.signal }).catch((e: unknown) => e)) as CoapRequestError;
+    expect(late.reason).to.equal('aborted');
+    expect(late.transmissions).to.equal(0);
+  });
+
   it('(e) a NON request reaches the handler flagged non-confirmable and gets a NON answer', async () => {
     const dev = await device();
     const seen: boolean[] = [];

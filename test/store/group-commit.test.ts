@@ -8,7 +8,7 @@ import { newRegistrationId } from '../../src/store/registry.js';
 import type { SqliteStore } from '../../src/store/store.js';
 import { open, removeDir, tempDir } from './support.js';
 
-describe('store: group commit of registry writes', function () {
+describe('store: group commit of registry, session and device writes', function () {
   this.timeout(20_000);
   let dir: string;
   let store: SqliteStore;
@@ -53,6 +53,22 @@ describe('store: group commit of registry writes', function () {
     store = await open(dir);
     expect((await store.registry.get(a.registration.id))?.lifetime).to.equal(91);
     expect((await store.registry.events(Buffer.from('ep-a'))).filter((e) => e.kind === 'update')).to.have.length(2);
+  });
+
+  it('closing the store writes what every repository queued in the turn: enrollment, session, requests, Register', async () => {
+    await store.profiles.put('p', '{}');
+    const device = store.devices.add({ endpoint: 'ep-z', profile: 'p' });
+    const session = store.sessions.start({ id: 's-z', endpoint: 'ep-z', peer: '127.0.0.1:1', security: 'nosec', profile: 'p' });
+    const request = store.sessions.addRequest('s-z', { method: 'FINISH', path: '/bs', payloadSize: 0, responseCode: '2.04' });
+    const finish = store.sessions.finish('s-z', 'success');
+    const registered = reg('ep-z');
+    await store.close(); // writes the pending batch: all of it, in the order asked
+    const results = await Promise.allSettled([device, session, request, finish, registered]);
+    expect(results.map((r) => r.status)).to.deep.equal(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+    store = await open(dir);
+    expect((await store.devices.get('ep-z'))?.profile).to.equal('p');
+    expect(await store.sessions.get('s-z')).to.deep.include({ outcome: 'success', requestCount: 1 });
+    expect((await store.registry.getByEndpoint('ep-z'))?.endpoint).to.deep.equal(Buffer.from('ep-z'));
   });
 
   it('writes after close fail with a closed StoreError', async () => {

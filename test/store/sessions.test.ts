@@ -128,4 +128,33 @@ describe('store/sessions', () => {
     expect((await store.sessions.list()).map((s) => s.id).sort()).to.deep.equal(['new', 'running-old']);
     expect((await store.credentials.get(cred.id))?.sessionId).to.equal(null);
   });
+
+  it('generates ids in creation order (one after the other or in one turn), each the record get() returns', async () => {
+    const one: string[] = [];
+    for (let i = 0; i < 5; i++) one.push((await store.sessions.start({ peer: 'p', security: 'nosec' })).id);
+    const started = await Promise.all(Array.from({ length: 20 }, (_, i) => store.sessions.start({ endpoint: `ep-${i}`, peer: 'p', security: 'nosec', profile: 'x' })));
+    const ids = [...one, ...started.map((s) => s.id)];
+    for (const id of ids) expect(id).to.match(/^[0-9a-f]{16}$/);
+    expect(new Set(ids).size).to.equal(ids.length);
+    expect([...ids].sort()).to.deep.equal(ids);
+    for (const s of started) expect(await store.sessions.get(s.id)).to.deep.equal({ ...s, requests: [] });
+  });
+
+  it('numbers requests asked for in one turn in call order, and after requests another connection recorded', async () => {
+    const s = await store.sessions.start({ endpoint: 'ep', peer: 'p', security: 'nosec' });
+    const req = (path: string) => store.sessions.addRequest(s.id, { method: 'WRITE', path, payloadSize: 1, responseCode: '2.04' });
+    expect(await Promise.all([req('/0/0'), req('/0/1'), req('/1/0')])).to.deep.equal([1, 2, 3]);
+    const other = await open(dir, { now: clock.now });
+    try {
+      expect(await other.sessions.addRequest(s.id, { method: 'READ', path: '/1', payloadSize: 0 })).to.equal(4);
+    } finally {
+      await other.close();
+    }
+    expect(await Promise.all([req('/2/0'), req('/2/1')])).to.deep.equal([5, 6]);
+    // A request of a session that does not exist is refused.
+    const early = store.sessions.addRequest('nope', { method: 'READ', path: '/', payloadSize: 0 });
+    await expectStoreError(early, 'not_found', /session "nope" does not exist/, 'sessionId');
+    const d = await store.sessions.get(s.id);
+    expect(d?.requests.map((r) => `${r.seq} ${r.path}`)).to.deep.equal(['1 /0/0', '2 /0/1', '3 /1/0', '4 /1', '5 /2/0', '6 /2/1']);
+  });
 });
