@@ -9,6 +9,7 @@ import type { Statement } from 'better-sqlite3';
 import { describeBytes, toBytes } from '../util/bytes.js';
 import type { StoreContext } from './context.js';
 import { StoreError } from './errors.js';
+import { GroupCommit } from './group-commit.js';
 import { checkPkcs8, endpointBytes, fingerprint, normalizeSpki, parseCertificate, pskIdentityBytes, pskKeyBytes } from './material.js';
 import { purpose } from './secrets.js';
 import type {
@@ -263,20 +264,24 @@ export class SqliteCredentials implements CredentialRepository {
     return { credential: toCredential(this.#get.get(id)!), retired };
   }
 
+  /** Group-committed (group-commit.ts) with the other writes of this turn; resolves once written. */
   async addPending(credential: NewCredential): Promise<CredentialRecord> {
     this.#ctx.check();
-    const id = this.#addTx(prepare(credential));
+    const p = prepare(credential);
+    const id = await GroupCommit.for(this.#ctx).run(() => this.#addTx(p));
     return toCredential(this.#get.get(id)!);
   }
 
+  /** Group-committed, as addPending. */
   async activateForSession(sessionId: string): Promise<number> {
     this.#ctx.check();
-    return this.#activate.run(this.#ctx.now(), sessionId).changes;
+    return GroupCommit.for(this.#ctx).run(() => this.#activate.run(this.#ctx.now(), sessionId).changes);
   }
 
+  /** Group-committed, as addPending. */
   async retirePendingForSession(sessionId: string): Promise<number> {
     this.#ctx.check();
-    return this.#retireSession.run(this.#ctx.now(), sessionId).changes;
+    return GroupCommit.for(this.#ctx).run(() => this.#retireSession.run(this.#ctx.now(), sessionId).changes);
   }
 
   async promote(credentialId: number): Promise<PromoteResult> {
