@@ -282,7 +282,8 @@ export class BootstrapServer {
     const startedAt = this.#now();
     const deadline = setTimeout(() => controller.abort(new SessionAbort('deadline')), this.#sessionTimeoutMs);
     const log = this.#log.child({ session: id, ep: describeBytes(a.endpoint) });
-    log.info('bootstrap started', { peer: formatPeer(peer), profile: a.profile.name, security: a.security, pct });
+    // One info line per session (at its end) keeps a storm's log cheap; the start is debug.
+    log.debug('bootstrap started', { peer: formatPeer(peer), profile: a.profile.name, security: a.security, pct });
 
     const run = async (): Promise<void> => {
       if (prev) await prev.done;
@@ -316,7 +317,10 @@ export class BootstrapServer {
       await this.#conclude(id, a, credentials, result, log).catch((e: unknown) => log.error('could not record the session outcome', { error: errorText(e) }));
       await recorded?.catch((e: unknown) => log.error('could not record the requests of the session', { error: errorText(e) }));
       const durationMs = this.#now() - startedAt;
-      log.info('bootstrap ended', { outcome: result.outcome, cause: result.cause, detail: result.detail, ms: durationMs });
+      log.info('bootstrap ended', {
+        outcome: result.outcome, cause: result.cause, detail: result.detail, ms: durationMs,
+        peer: formatPeer(peer), profile: a.profile.name, security: a.security,
+      });
       this.#onSessionEnd?.({ ...result, sessionId: id, endpoint: a.endpoint, profile: a.profile.name, durationMs });
     };
     const done = run().finally(() => {
