@@ -16,7 +16,7 @@ import type { DtlsDiagnostic } from '../../src/dtls/server.js';
 import {
   TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CCM_8,
 } from '../../src/dtls/suites.js';
-import { answeringNode } from './coap-support.js';
+import { answeringNode, sendOnce } from './coap-support.js';
 
 const LOCAL = '127.0.0.1';
 const FAST = { initialMs: 100, maxMs: 400 };
@@ -74,9 +74,6 @@ describe('dtls/DtlsClientEndpoint with raw public keys (ECDHE_ECDSA) against Dtl
 
   const node = (ep: DtlsEndpoint | DtlsClientEndpoint, handler: Parameters<typeof answeringNode>[1]): CoapNode => answeringNode(ep, handler, cleanup);
 
-  async function failure(cep: DtlsClientEndpoint, port: number): Promise<Error | null> {
-    return new Promise<Error | null>((resolve) => cep.send(Buffer.from([0x40, 0x01, 0x00, 0x01]), port, LOCAL, resolve));
-  }
 
   it('CCM_8 by default: CoAP both ways, the server sees our key, we see the server key', async () => {
     const sdiags: DtlsDiagnostic[] = [];
@@ -155,7 +152,7 @@ describe('dtls/DtlsClientEndpoint with raw public keys (ECDHE_ECDSA) against Dtl
     const errors: Error[] = [];
     cep.on('error', (e) => errors.push(e));
     const port = sep.address().port;
-    const err = await failure(cep, port);
+    const err = await sendOnce(cep, port);
     expect(err).to.be.instanceOf(DtlsHandshakeError);
     expect((err as DtlsHandshakeError).alert).to.deep.equal({ description: AlertDescription.badCertificate, by: 'client' });
     expect(err!.message).to.contain('expected');
@@ -174,7 +171,7 @@ describe('dtls/DtlsClientEndpoint with raw public keys (ECDHE_ECDSA) against Dtl
     node(sep, () => ['2.05', 'never']);
     const cep = await client({ rpk: { publicKey: stranger.publicKey, privateKey: stranger.privateKey } });
     const clientNode = node(cep, () => ['4.04', '']);
-    const err = await failure(cep, sep.address().port);
+    const err = await sendOnce(cep, sep.address().port);
     expect(err).to.be.instanceOf(DtlsHandshakeError);
     expect((err as DtlsHandshakeError).alert).to.deep.equal({ description: AlertDescription.certificateUnknown, by: 'server' });
     expect(err!.message).to.contain('certificate_unknown');

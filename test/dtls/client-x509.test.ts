@@ -21,7 +21,7 @@ import { AlertDescription, ExtensionType } from '../../src/dtls/constants.js';
 import { DtlsEndpoint } from '../../src/dtls/endpoint.js';
 import type { DtlsDiagnostic } from '../../src/dtls/server.js';
 import { TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 } from '../../src/dtls/suites.js';
-import { answeringNode } from './coap-support.js';
+import { answeringNode, sendOnce } from './coap-support.js';
 import { buildTestPki, DEVICE_EP, requireOpenssl, type TestCert, type TestPki } from './openssl-support.js';
 
 const LOCAL = '127.0.0.1';
@@ -69,9 +69,6 @@ describe('dtls/DtlsClientEndpoint with X.509 certificates (ECDHE_ECDSA) against 
 
   const node = (ep: DtlsEndpoint | DtlsClientEndpoint, handler: Parameters<typeof answeringNode>[1]): CoapNode => answeringNode(ep, handler, cleanup);
 
-  function failure(cep: DtlsClientEndpoint, port: number): Promise<Error | null> {
-    return new Promise<Error | null>((resolve) => cep.send(Buffer.from([0x40, 0x01, 0x00, 0x01]), port, LOCAL, resolve));
-  }
 
   it('trust anchors and the server name: CoAP both ways, the server sees our certificate, we see its certificate', async () => {
     const sdiags: DtlsDiagnostic[] = [];
@@ -133,7 +130,7 @@ describe('dtls/DtlsClientEndpoint with X.509 certificates (ECDHE_ECDSA) against 
     const sep = await server();
     node(sep, () => ['2.05', 'never']);
     const cep = await client({ ...device(), certificate: pki.otherDevice.der, privateKey: pkcs8(pki.otherDevice) });
-    const err = await failure(cep, sep.address().port);
+    const err = await sendOnce(cep, sep.address().port);
     expect(err).to.be.instanceOf(DtlsHandshakeError);
     expect((err as DtlsHandshakeError).alert).to.deep.equal({ description: AlertDescription.unknownCa, by: 'server' });
     expect(err!.message).to.contain('unknown_ca');
@@ -154,7 +151,7 @@ describe('dtls/DtlsClientEndpoint with X.509 certificates (ECDHE_ECDSA) against 
       const cep = await client({ ...device(), ...change(pki) });
       const errors: Error[] = [];
       cep.on('error', (e) => errors.push(e));
-      const err = await failure(cep, sep.address().port);
+      const err = await sendOnce(cep, sep.address().port);
       expect(err).to.be.instanceOf(DtlsHandshakeError);
       expect((err as DtlsHandshakeError).alert).to.deep.equal({ description: alert, by: 'client' });
       expect(err!.message).to.match(reason);

@@ -17,3 +17,11 @@ export function answeringNode(
   cleanup.push(() => n.close());
   return n;
 }
+
+/**
+ * Sends one CoAP GET (CON, MID 1) through `ep` to 127.0.0.1:`port` and resolves with the send's
+ * outcome: null once it went out, or the Error a failed handshake gave (what the client tests assert).
+ */
+export function sendOnce(ep: Pick<CoapEndpoint, 'send'>, port: number): Promise<Error | null> {
+  return new Promise<Error | null>((resolve) => ep.send(Buffer.from([0x40, 0x01, 0x00, 0x01]), port, '127.0.0.1', resolve));
+}
