@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { CoapNode, CoapRequestError } from '../../src/coap/coap-node.js';
 import { UdpEndpoint } from '../../src/coap/udp-endpoint.js';
 import type { PeerInfo, SendCallback } from '../../src/coap/endpoint.js';
 import { ContentType } from '../../src/dtls/constants.js';
@@ -123,6 +124,40 @@ describe('dtls interop: record size limits on the wire (openssl -maxfraglen, gnu
     expect(run.stdout).to.not.include('y'.repeat(500));
     expect(diags.find((d) => d.kind === 'record_too_large')).to.deep.include({ limit: 512 });
     expect(Math.max(...recordPlaintextSizes(sent))).to.be.at.most(512);
+  });
+
+  it('openssl -maxfraglen 512: a CoAP request with a 700-byte payload to that client goes out in 256-byte Block1 blocks that fit', async () => {
+    const diags: DtlsDiagnostic[] = [];
+    const { transport, sent } = await capturingTransport();
+    ep = new DtlsEndpoint(transport, { pskLookup: async (id) => (id.toString() === IDENTITY ? Buffer.from(KEY_HEX, 'hex') : undefined), onDiagnostic: (d) => diags.push(d) });
+    const node = new CoapNode(ep, { handler: (_req, res) => res.send('4.04'), closeEndpoint: false, transmission: { ackTimeoutMs: 500, ackRandomFactor: 1, maxRetransmit: 1 } });
+    const payload = 'Q'.repeat(700);
+    let outcome: unknown;
+    let stdout = '';
+    try {
+      ({ stdout } = await sClient(ep.address().port, ['-psk', KEY_HEX, '-psk_identity', IDENTITY, '-cipher', 'PSK-AES128-CCM8', '-maxfraglen', '512'], async (_write, waitFor, end) => {
+        for (let i = 0; i < 200 && !diags.some((d) => d.kind === 'established'); i++) await new Promise((r) => setTimeout(r, 20));
+        const est = diags.find((d) => d.kind === 'established');
+        if (est === undefined) throw new Error('no DTLS session');
+        // s_client prints what it receives and answers nothing.
+        outcome = node.request(est.peer, { method: 'PUT', path: '/0/1', payload, timeoutMs: 2000 }).catch((e: unknown) => e);
+        await waitFor('Q'.repeat(256));
+        end();
+      }));
+      outcome = await outcome;
+    } finally {
+      await node.close();
+    }
+    // The first block reached the client whole, and no more than one block's worth in one message.
+    expect(stdout).to.include('Q'.repeat(256)).and.not.include('Q'.repeat(257));
+    // The request then ends because the client never answers (or left): never for the record size.
+    expect(outcome).to.be.instanceOf(CoapRequestError);
+    expect(['timeout', 'send_failed']).to.include((outcome as CoapRequestError).reason);
+    expect(diags.some((d) => d.kind === 'record_too_large')).to.equal(false);
+    const appRecords = sent.flatMap((d) => parseDatagram(d).records).filter((r) => r.type === ContentType.applicationData);
+    expect(appRecords.length).to.be.greaterThan(0);
+    // Each carries one block: 256 bytes of payload plus the CoAP header, token and options.
+    for (const r of appRecords) expect(r.fragment.length - CCM8_OVERHEAD).to.be.within(257, 512);
   });
 
   it('gnutls-cli --recordsize 512 (record_size_limit): server records ≤ 512 bytes of plaintext', async () => {
