@@ -22,7 +22,7 @@ import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { CoapEndpoint, CoapEndpointEvents, PeerInfo, SendCallback } from '../coap/endpoint.js';
 import { UdpEndpoint, type UdpEndpointOptions } from '../coap/udp-endpoint.js';
-import type { PeerAddressInfo } from './connection.js';
+import type { PeerAddressInfo, ServerConnection } from './connection.js';
 import { DtlsServer, type DtlsServerOptions, type DtlsServerStats } from './server.js';
 import { SendTracker } from './send-tracker.js';
 
@@ -48,6 +48,11 @@ export type DtlsEndpointOptions = DtlsServerOptions;
 /** A session moved (RFC 9146): `peer` is the new address with the session's identity, `previous` the old address. */
 export type PeerMovedListener = (peer: PeerInfo, previous: PeerAddressInfo) => void;
 
+/** The CoAP layer's view of an established session's peer: its current address and proven identity. */
+function peerInfo(conn: ServerConnection, size: number): PeerInfo {
+  return { address: conn.peer.address, family: conn.peer.family, port: conn.peer.port, size, identity: conn.peerIdentity! };
+}
+
 export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements CoapEndpoint {
   readonly type: 'udp4' | 'udp6';
   readonly secure = true;
@@ -69,16 +74,7 @@ export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements Co
       },
     }, {
       send: (datagram, peer) => this.sends.send(datagram, peer.port, peer.address),
-      deliver: (plaintext, conn) => {
-        const peer: PeerInfo = {
-          address: conn.peer.address,
-          family: conn.peer.family,
-          port: conn.peer.port,
-          size: plaintext.length,
-          identity: conn.peerIdentity!,
-        };
-        this.emit('message', plaintext, peer);
-      },
+      deliver: (plaintext, conn) => this.emit('message', plaintext, peerInfo(conn, plaintext.length)),
     });
     transport.on('message', (msg, rinfo) => {
       const from: PeerAddressInfo = { address: rinfo.address, port: rinfo.port, family: rinfo.family };
@@ -86,12 +82,10 @@ export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements Co
         this.server.handleDatagram(msg, from);
       } catch (err) {
         // Input never throws by design; a bug must not take the process down from a socket callback.
-        if (this.listenerCount('error') > 0) this.emit('error', err instanceof Error ? err : new Error(String(err)));
+        this.reportError(err);
       }
     });
-    transport.on('error', (err) => {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-    });
+    transport.on('error', (err) => this.reportError(err));
   }
 
   private readonly movedListeners = new Set<PeerMovedListener>();
@@ -105,15 +99,19 @@ export class DtlsEndpoint extends EventEmitter<CoapEndpointEvents> implements Co
   private peerMoved(to: PeerAddressInfo, previous: PeerAddressInfo): void {
     const conn = this.server.session(to.address, to.port);
     if (conn === undefined) return;
-    const peer: PeerInfo = { address: to.address, family: to.family, port: to.port, size: 0, identity: conn.peerIdentity! };
+    const peer = peerInfo(conn, 0);
     for (const l of [...this.movedListeners]) {
       try {
         l(peer, { ...previous });
       } catch (err) {
-        // a listener's bug must not break the protocol
-        if (this.listenerCount('error') > 0) this.emit('error', err instanceof Error ? err : new Error(String(err)));
+        this.reportError(err); // a listener's bug must not break the protocol
       }
     }
+  }
+
+  /** An 'error' event when someone listens (an unheard 'error' would throw from a socket callback). */
+  private reportError(err: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err instanceof Error ? err : new Error(String(err)));
   }
 
   /** Binds a UDP socket and serves DTLS on it. */
