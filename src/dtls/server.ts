@@ -477,7 +477,7 @@ export class DtlsServer {
         break;
       }
     }
-    return { connectionId: { own, peer: Buffer.from(peer) } };
+    return { connectionId: { own, peer } }; // the connection keeps its own copies (ownedCopy)
   }
 
   /** A fatal alert for a ClientHello we will not answer, sent statelessly (epoch 0, the ClientHello's record number). */
