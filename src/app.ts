@@ -97,6 +97,13 @@ interface ServerDtlsIdentity {
  * The listener presents the certificate only when it accepts X.509 clients (trust anchors
  * configured): LwM2M's X.509 mode is X.509 both ways.
  */
+/** The server's stored key pair `name`, created (and logged) on first start. */
+async function serverKeyPair(store: SqliteStore, name: string, log: Logger): Promise<{ readonly publicKey: Buffer }> {
+  const key = await store.serverKeys.getOrCreate(name, generateServerKeyPair);
+  if (key.created) log.info(`created the ${name} server key pair`, { name });
+  return key;
+}
+
 async function serverDtlsIdentity(
   store: SqliteStore, name: string, x509: X509Config, field: string, subject: CertificateSubject, dataDir: string, log: Logger,
 ): Promise<ServerDtlsIdentity> {
@@ -110,8 +117,7 @@ async function serverDtlsIdentity(
     }
     return { serverKey: { publicKey: own.publicKey, privateKey: own.privateKey }, chain: own.chain, trustAnchors: material.trustAnchors };
   }
-  const key = await store.serverKeys.getOrCreate(name, generateServerKeyPair);
-  if (key.created) log.info(`created the ${name} server key pair`, { name });
+  const key = await serverKeyPair(store, name, log);
   const privateKey = (await store.serverKeys.revealPrivateKey(name))!;
   const file = serverCertificateFile(dataDir, name);
   const cert = loadOrCreateServerCertificate({ file, publicKey: key.publicKey, privateKey, subject });
@@ -143,8 +149,7 @@ export async function startApp(config: Config, opts: AppOptions = {}): Promise<A
     const regIdentity = config.registration.coaps
       ? await serverDtlsIdentity(store, REGISTRATION_SERVER_KEY, config.registration.x509 ?? NO_X509, 'registration.x509', registrationCertificateSubject(config), config.dataDir, log)
       : undefined;
-    const regKey = await store.serverKeys.getOrCreate(REGISTRATION_SERVER_KEY, generateServerKeyPair);
-    if (regKey.created) log.info('created the registration server key pair', { name: REGISTRATION_SERVER_KEY });
+    const regKey = regIdentity?.serverKey ?? (await serverKeyPair(store, REGISTRATION_SERVER_KEY, log));
     bootstrap = new BootstrapServer({
       store,
       registration: { coap: config.registration.publicUri.coap, coaps: config.registration.publicUri.coaps, publicKey: regKey.publicKey },
